@@ -1,0 +1,75 @@
+"""One domain exception family, each member carrying its process exit status.
+
+The CLI maps these to exit codes at a single edge (``cli.app.main``); the library
+only raises them, so ``import mmsearch_cli`` stays usable from Python.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Documented process exit codes (README, "Exit codes")."""
+
+    OK = 0
+    ERROR = 1  # unexpected internal error
+    USAGE = 2  # bad flags or arguments (typer/click also use 2)
+    INDEX_MISSING = 3  # no index at the path, or it cannot be read
+    LOCK_BUSY = 4  # another `mms index` holds the index lock
+    NO_RESULTS = 5  # the query ran but nothing matched
+    PARTIAL = 6  # the run finished, but some files failed
+    MODEL_UNAVAILABLE = 7  # a model cannot be loaded (offline, missing files)
+    MISMATCH = 8  # index built with other models/dimensions than requested
+    QUALITY = 9  # `mms eval` fell under a --min-* bar
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class MmsError(Exception):
+    """Base of every error the user should see as one clean line."""
+
+    status: ExitStatus = ExitStatus.ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class UsageError(MmsError):
+    status = ExitStatus.USAGE
+
+
+class IndexMissingError(MmsError):
+    status = ExitStatus.INDEX_MISSING
+
+
+class IndexCorruptError(MmsError):
+    status = ExitStatus.INDEX_MISSING
+
+
+class LockBusyError(MmsError):
+    status = ExitStatus.LOCK_BUSY
+
+
+class NoResultsError(MmsError):
+    status = ExitStatus.NO_RESULTS
+
+
+class ModelUnavailableError(MmsError):
+    status = ExitStatus.MODEL_UNAVAILABLE
+
+
+class MismatchError(MmsError):
+    status = ExitStatus.MISMATCH
+
+
+class QualityBarError(MmsError):
+    status = ExitStatus.QUALITY
+
+
+class MediaError(MmsError):
+    """A single input file cannot be decoded; the indexer records it and moves on."""

@@ -1,0 +1,45 @@
+"""Plain data passed between decoders, embedders and the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+# What a file is. Video files decode into image and audio items.
+FileModality = Literal["text", "image", "audio", "video"]
+# What an embedder consumes.
+InputModality = Literal["text", "image", "audio"]
+
+FILE_MODALITIES: tuple[FileModality, ...] = ("text", "image", "audio", "video")
+
+
+@dataclass
+class MediaItem:
+    """One embeddable piece of a file: a text chunk, an image, a keyframe, an audio window.
+
+    ``payload`` is a ``str`` for text, an RGB ``PIL.Image.Image`` for images and a mono
+    float32 waveform at ``sample_rate`` for audio. ``memo`` lets embedders that share a
+    backbone (e.g. the classifier's labels and its penultimate features) pay for one
+    forward pass per item.
+    """
+
+    modality: InputModality
+    payload: Any
+    kind: str  # "chunk", "image", "keyframe", "speech", "sound"
+    chunk: int | None = None
+    start: float | None = None  # seconds, for time-based media
+    end: float | None = None
+    sample_rate: int | None = None
+    text: str = ""  # text surrogate known before embedding (chunk text, transcript)
+    meta: dict[str, Any] = field(default_factory=dict)
+    memo: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Embedded:
+    """An embedder's output for one item: a unit vector plus what explains it."""
+
+    vector: np.ndarray
+    why: dict[str, Any] = field(default_factory=dict)  # e.g. {"labels": [["hammer", 0.81]]}

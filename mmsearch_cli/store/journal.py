@@ -1,0 +1,87 @@
+"""Append-only batch journal between commits.
+
+Each embedded batch is written as one ``.npz`` (atomic rename, no pickle) holding the
+file and segment records plus their vectors per space. A killed ``mms index`` loses at
+most the batch in flight: the next run replays the journal instead of re-embedding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+
+from mmsearch_cli.store.atomic import atomic_write_bytes
+from mmsearch_cli.store.state import FileRecord, SegmentRecord
+
+
+@dataclass
+class Batch:
+    files: list[FileRecord] = field(default_factory=list)
+    segments: list[SegmentRecord] = field(default_factory=list)
+    vectors: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # ids, vecs
+    base_generation: int = 0
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+class Journal:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+
+    def _paths(self) -> list[Path]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(self.dir.glob("batch-*.npz"))
+
+    def append(self, batch: Batch) -> None:
+        existing = self._paths()
+        seq = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
+        meta = {
+            "base_generation": batch.base_generation,
+            "files": [asdict(f) for f in batch.files],
+            "segments": [asdict(s) for s in batch.segments],
+        }
+        arrays: dict[str, np.ndarray] = {
+            "meta": np.frombuffer(json.dumps(meta).encode("utf-8", "surrogatepass"), np.uint8)
+        }
+        for space, (ids, vecs) in batch.vectors.items():
+            arrays[f"ids__{space}"] = np.asarray(ids, dtype=np.int64)
+            arrays[f"vec__{space}"] = np.asarray(vecs, dtype=np.float32)
+        buf = BytesIO()
+        np.savez(buf, **arrays)  # type: ignore[arg-type]
+        atomic_write_bytes(self.dir / f"batch-{seq:08d}.npz", buf.getvalue())
+
+    def batches(self) -> Iterator[Batch]:
+        """Replay in order. A file that cannot be read ends the replay (later ones are moot)."""
+        for path in self._paths():
+            try:
+                with np.load(path, allow_pickle=False) as npz:
+                    meta = json.loads(npz["meta"].tobytes().decode("utf-8", "surrogatepass"))
+                    vectors = {
+                        key[5:]: (npz[key], npz[f"vec__{key[5:]}"])
+                        for key in npz.files
+                        if key.startswith("ids__")
+                    }
+            except (OSError, ValueError, KeyError):
+                return
+            yield Batch(
+                files=[FileRecord(**f) for f in meta["files"]],
+                segments=[SegmentRecord(**s) for s in meta["segments"]],
+                vectors=vectors,
+                base_generation=meta["base_generation"],
+            )
+
+    def __len__(self) -> int:
+        return len(self._paths())
+
+    def clear(self) -> None:
+        for path in self._paths():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
