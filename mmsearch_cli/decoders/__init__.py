@@ -1,0 +1,1 @@
+"""Media decoders: files in, ``MediaItem``s out. One module per kind of media."""

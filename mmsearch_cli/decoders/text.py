@@ -1,0 +1,103 @@
+"""Text documents: bounded reads, encoding fallback, and overlapping chunks for MiniLM."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmsearch_cli.errors import MediaError
+
+# all-MiniLM-L6-v2 truncates at 256 word pieces (~190 English words). Chunks stay under
+# that so no text is silently cut, and overlap so a phrase on a boundary is kept whole.
+CHUNK_WORDS = 160
+OVERLAP_WORDS = 40
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_PARAGRAPH = re.compile(r"(?:[^\n]|\n(?!\s*\n))+")  # runs of text between blank lines
+
+
+@dataclass
+class TextChunk:
+    index: int
+    text: str
+    start_char: int
+
+
+def read_text(path: Path, *, max_bytes: int) -> tuple[str, str]:
+    """Return (text, encoding). Binary files are refused; bad UTF-8 falls back to cp1252."""
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(max_bytes)
+    except IsADirectoryError:
+        raise MediaError("is a directory") from None
+    except OSError as exc:
+        raise MediaError(f"cannot read: {exc.strerror}") from None
+    if b"\x00" in raw[:8192]:
+        raise MediaError("binary content in a text file")
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    if len(raw) == max_bytes:  # a capped read may end inside a multi-byte character
+        for cut in (1, 2, 3):
+            try:
+                return raw[:-cut].decode("utf-8"), "utf-8"
+            except UnicodeDecodeError:
+                continue
+    return raw.decode("cp1252", errors="replace"), "cp1252"
+
+
+def title_of(text: str, fallback: str) -> str:
+    """First heading or first non-empty line, used to give each chunk its context."""
+    for line in text.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line and not set(line) <= set("=-~*^_`:.'\" "):
+            return line[:120]
+    return fallback
+
+
+def chunk_text(
+    text: str, *, words: int = CHUNK_WORDS, overlap: int = OVERLAP_WORDS
+) -> list[TextChunk]:
+    """Split into chunks of about ``words`` words on sentence boundaries, with overlap."""
+    sentences: list[tuple[int, str]] = []
+    for para in _PARAGRAPH.finditer(text):
+        if not para.group(0).strip():
+            continue
+        pos = para.start()
+        for sent in _SENTENCE_END.split(para.group(0).strip()):
+            idx = text.find(sent, pos)
+            sentences.append((idx if idx >= 0 else pos, " ".join(sent.split())))
+            pos = max(pos, idx)
+    chunks: list[TextChunk] = []
+    current: list[tuple[int, str]] = []
+    count = 0
+    for start, sent in sentences:
+        n = len(sent.split())
+        if current and count + n > words:
+            chunks.append(_make_chunk(len(chunks), current))
+            # Carry the tail sentences (up to `overlap` words) into the next chunk.
+            tail: list[tuple[int, str]] = []
+            tail_words = 0
+            for item in reversed(current):
+                tail_words += len(item[1].split())
+                if tail_words > overlap:
+                    break
+                tail.insert(0, item)
+            current, count = tail, sum(len(s.split()) for _, s in tail)
+        if n > words:  # one giant "sentence" (a log line, a table): split by words
+            parts = sent.split()
+            for i in range(0, len(parts), words - overlap):
+                chunks.append(TextChunk(len(chunks), " ".join(parts[i : i + words]), start))
+            current, count = [], 0
+            continue
+        current.append((start, sent))
+        count += n
+    if current:
+        chunks.append(_make_chunk(len(chunks), current))
+    return chunks
+
+
+def _make_chunk(index: int, sentences: list[tuple[int, str]]) -> TextChunk:
+    return TextChunk(index, " ".join(s for _, s in sentences), sentences[0][0])
