@@ -121,4 +121,10 @@ class MiniLMEmbedder(Embedder):
 @functools.cache
 def shared_minilm(model_dir: Path, threads: int = 1) -> MiniLMEmbedder:
     """One MiniLM session per process for the embedders that embed words (ConSE, sound tags)."""
-    return MiniLMEmbedder(model_dir=model_dir, threads=threads)
+    key = (model_dir, threads)
+    if key not in _shared:
+        _shared[key] = MiniLMEmbedder(model_dir=model_dir, threads=threads)
+    return _shared[key]
+
+
+_shared: dict[tuple[Path, int], MiniLMEmbedder] = {}

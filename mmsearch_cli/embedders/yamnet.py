@@ -296,9 +296,9 @@ class SoundTagEmbedder(_YamnetEmbedder):
         self.top_k = top_k
         self.wording = wording
         if text_embedder is None:
-            from mmsearch_cli.embedders.minilm import MiniLMEmbedder
+            from mmsearch_cli.embedders.minilm import shared_minilm
 
-            text_embedder = MiniLMEmbedder(model_dir=model_dir, threads=threads)
+            text_embedder = shared_minilm(model_dir, threads)
         self.text_embedder: TextEncoder = text_embedder
         self._classes: np.ndarray | None = None
 

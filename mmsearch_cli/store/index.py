@@ -130,7 +130,7 @@ class IndexWriter:
 
     @classmethod
     def open(cls, index_dir: Path, new_state: IndexState) -> tuple[IndexWriter, int]:
-        """Open (or create from ``new_state``) and replay any journal; returns (writer, replayed)."""
+        """Open (or create from ``new_state``), replay any journal; return (writer, replayed)."""
         if sidecar_path(index_dir).exists():
             state = read_state(index_dir)
         else:

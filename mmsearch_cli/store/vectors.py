@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class VectorIndex:
         return cls(index, dim, labels - live)
 
     @property
-    def _idx(self):  # type: ignore[no-untyped-def]
+    def _idx(self) -> Any:  # hnswlib ships no type stubs
         return self._index
 
     def __len__(self) -> int:

@@ -1,0 +1,54 @@
+"""What ``mms models`` lists: embedders, fetchable model files and profiles."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from mmsearch_cli import model_cache
+from mmsearch_cli.config import Settings
+from mmsearch_cli.embedders.registry import REGISTRY
+from mmsearch_cli.profiles import PROFILES
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+def catalog(settings: Settings) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for entry in REGISTRY.values():
+        module = entry.target.split(":")[0]
+        available = importlib.util.find_spec(module) is not None
+        if entry.needs_fetch:
+            available = available and model_cache.is_fetched(settings.model_dir, entry.needs_fetch)
+        rows.append(
+            {
+                "name": entry.name, "kind": "embedder", "available": available,
+                "space": entry.space, "dim": entry.dim, "accepts": list(entry.accepts),
+                "licence": entry.licence, "source": entry.source,
+            }
+        )  # fmt: skip
+    for asset in model_cache.ASSETS.values():
+        path = model_cache.asset_dir(settings.model_dir, asset.name)
+        rows.append(
+            {
+                "name": asset.name, "kind": "model",
+                "available": model_cache.is_fetched(settings.model_dir, asset.name),
+                "bytes": _dir_bytes(path), "licence": asset.licence,
+                "source": f"{asset.description}; PyPI {asset.package}=={asset.version}",
+                "path": str(path),
+            }
+        )  # fmt: skip
+    for name, text in PROFILES.items():
+        rows.append(
+            {
+                "name": f"profile:{name}",
+                "kind": "profile",
+                "available": True,
+                "licence": "-",
+                "source": text,
+            }
+        )
+    return rows

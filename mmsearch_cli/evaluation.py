@@ -1,0 +1,171 @@
+"""``mms eval``: run labelled queries against an index and measure retrieval quality.
+
+Query file format (one JSON object per line, as ``shared/corpus/queries.jsonl``)::
+
+    {"id": "q01", "text": "a hammer", "relevant": {"images/tools/hammer1.webp": 2, ...}}
+    {"id": "q28", "image": "images/monuments/colosseum.webp", "relevant": {...}}
+
+Exactly one of ``text``, ``image``, ``audio``, ``video``; grades 2 (exact) and 1
+(related). Relevant paths are relative to ``root`` (default: the query file's folder);
+query media paths are relative to the query file's folder. A media query's own file is
+dropped from its results before scoring.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mmsearch_cli import metrics
+from mmsearch_cli.config import Settings
+from mmsearch_cli.errors import UsageError
+from mmsearch_cli.scan import modality_of
+from mmsearch_cli.search import Query, SearchOptions, search
+from mmsearch_cli.store.index import IndexReader
+
+QUERY_FIELDS = ("text", "image", "audio", "video")
+POOL = 100  # results scored per query; per-target metrics filter this list
+
+
+@dataclass
+class LabelledQuery:
+    id: str
+    modality: str
+    query: Query
+    relevant: dict[str, int]  # absolute path -> grade
+    line: int
+
+
+@dataclass
+class QueryOutcome:
+    query: LabelledQuery
+    ranked: list[str]
+    seconds: float
+    first_relevant: int | None = None  # rank of the first grade>=1 hit, 1-based
+
+
+@dataclass
+class Report:
+    systems: dict[str, list[QueryOutcome]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def load_queries(path: Path, root: Path | None = None) -> list[LabelledQuery]:
+    base = path.resolve().parent
+    root = (root or base).resolve()
+    out: list[LabelledQuery] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read query file {path}: {exc}") from None
+    seen: set[str] = set()
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+            raise UsageError(f"{where}: each line must be an object with a string 'id'")
+        fields = [f for f in QUERY_FIELDS if f in obj]
+        if len(fields) != 1:
+            raise UsageError(f"{where}: needs exactly one of {', '.join(QUERY_FIELDS)}")
+        rel = obj.get("relevant")
+        if not isinstance(rel, dict) or not all(
+            isinstance(g, int) and g in (0, 1, 2) for g in rel.values()
+        ):
+            raise UsageError(f"{where}: 'relevant' must map paths to grades 0, 1 or 2")
+        if obj["id"] in seen:
+            raise UsageError(f"{where}: duplicate id {obj['id']!r}")
+        seen.add(obj["id"])
+        kind = fields[0]
+        value = obj[kind]
+        if not isinstance(value, str) or not value.strip():
+            raise UsageError(f"{where}: '{kind}' must be a non-empty string")
+        if kind == "text":
+            query = Query(text=value)
+        else:
+            media = (base / value).resolve()
+            if not media.is_file():
+                raise UsageError(f"{where}: query file not found: {media}")
+            query = Query(media=media)
+        relevant = {os.path.abspath(root / p): int(g) for p, g in rel.items() if g > 0}
+        out.append(LabelledQuery(obj["id"], kind, query, relevant, n))
+    if not out:
+        raise UsageError(f"{path}: no queries")
+    return out
+
+
+def run_queries(
+    reader: IndexReader,
+    queries: Sequence[LabelledQuery],
+    settings: Settings,
+    transform: Callable[[LabelledQuery, list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+) -> list[QueryOutcome]:
+    from mmsearch_cli.results import to_row
+
+    outcomes = []
+    for lq in queries:
+        exclude = frozenset({os.fspath(lq.query.media)}) if lq.query.media else frozenset()
+        opts = SearchOptions(k=POOL, pool=POOL, exclude_paths=exclude)
+        started = time.perf_counter()
+        rows = [to_row(h) for h in search(reader, lq.query, settings, opts)]
+        if transform is not None:
+            rows = transform(lq, rows)
+        seconds = time.perf_counter() - started
+        ranked = [r["path"] for r in rows]
+        first = next((i for i, p in enumerate(ranked, 1) if lq.relevant.get(p, 0) >= 1), None)
+        outcomes.append(QueryOutcome(lq, ranked, seconds, first))
+    return outcomes
+
+
+def _metrics(ranked: list[str], relevant: dict[str, int], k: int) -> dict[str, float]:
+    return {
+        "R@1": metrics.recall_at_k(ranked, relevant, 1),
+        "R@5": metrics.recall_at_k(ranked, relevant, 5),
+        f"R@{k}": metrics.recall_at_k(ranked, relevant, k),
+        "R2@1": metrics.recall_at_k(ranked, relevant, 1, min_grade=2),
+        "R2@5": metrics.recall_at_k(ranked, relevant, 5, min_grade=2),
+        f"R2@{k}": metrics.recall_at_k(ranked, relevant, k, min_grade=2),
+        f"MRR@{k}": metrics.mrr_at_k(ranked, relevant, k),
+        f"nDCG@{k}": metrics.ndcg_at_k(ranked, relevant, k),
+        "mAP": metrics.average_precision(ranked, relevant),
+    }
+
+
+def summarise(outcomes: list[QueryOutcome], indexed: set[str], k: int) -> dict[str, Any]:
+    """Overall, per query modality and per target modality (results and labels filtered)."""
+    groups: dict[str, list[dict[str, float]]] = {}
+    latency: dict[str, list[float]] = {}
+    answerable = 0
+    for o in outcomes:
+        rel = {p: g for p, g in o.query.relevant.items() if p in indexed}
+        if not metrics.is_answerable(rel, indexed):
+            continue
+        answerable += 1
+        row = _metrics(o.ranked, rel, k)
+        for key in ("all", f"query:{o.query.modality}"):
+            groups.setdefault(key, []).append(row)
+            latency.setdefault(key, []).append(o.seconds)
+        for target in ("text", "image", "audio", "video"):
+            sub_rel = {p: g for p, g in rel.items() if modality_of(p) == target}
+            if not metrics.is_answerable(sub_rel, indexed):
+                continue
+            sub_ranked = [p for p in o.ranked if modality_of(p) == target]
+            groups.setdefault(f"target:{target}", []).append(_metrics(sub_ranked, sub_rel, k))
+            latency.setdefault(f"target:{target}", []).append(o.seconds)
+    table: dict[str, Any] = {}
+    for key, rows in groups.items():
+        summary = metrics.summarise(rows)
+        summary["queries"] = len(rows)
+        summary["p50_ms"] = metrics.percentile(latency[key], 50) * 1000
+        summary["p95_ms"] = metrics.percentile(latency[key], 95) * 1000
+        table[key] = summary
+    return {"queries": len(outcomes), "answerable": answerable, "groups": table}

@@ -1,0 +1,283 @@
+"""Query an index: embed the query for every space that takes its modality, retrieve
+segments per space, group them per file, and fuse the spaces (see ``fusion``)."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmsearch_cli.config import Settings
+from mmsearch_cli.errors import MediaError, UsageError
+from mmsearch_cli.explain import describe
+from mmsearch_cli.fusion import weighted_rrf
+from mmsearch_cli.items import MediaItem
+from mmsearch_cli.scan import modality_of
+from mmsearch_cli.spaces import LiveSpace, bind_recorded, check_compatible
+from mmsearch_cli.store.index import IndexReader
+from mmsearch_cli.store.state import FileRecord, SegmentRecord
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str | None = None
+    media: Path | None = None  # an image, audio or video file used as the query
+
+    @property
+    def modality(self) -> str:
+        if self.text is not None:
+            return "text"
+        assert self.media is not None
+        m = modality_of(self.media)
+        if m is None or m == "text":
+            raise UsageError(f"cannot use {self.media} as a query (unsupported type)")
+        return m
+
+
+@dataclass
+class SearchOptions:
+    k: int = 10
+    types: frozenset[str] | None = None  # file modalities to keep
+    path_glob: str | None = None
+    space: str | None = None  # restrict to one space
+    segments: bool = False  # list segments instead of grouping per file
+    pool: int = 100  # candidate segments per space (ANN stage)
+    after: datetime | None = None
+    before: datetime | None = None
+    min_size: int | None = None
+    max_size: int | None = None
+    exclude_paths: frozenset[str] = frozenset()
+
+
+@dataclass
+class Hit:
+    """One result row; rendered many ways (see ``results``)."""
+
+    rank: int
+    score: float
+    path: str
+    modality: str
+    kind: str
+    chunk: int | None
+    start: float | None
+    end: float | None
+    why: str
+    text: str
+    segments_matched: int
+    spaces: dict[str, dict[str, float]] = field(default_factory=dict)
+    size: int = 0
+    mtime: float = 0.0
+    segment_id: int = -1
+
+
+def query_vectors(
+    query: Query, spaces: dict[str, LiveSpace], settings: Settings
+) -> dict[str, np.ndarray]:
+    """Embed the query once per space that can take it."""
+    modality = query.modality
+    out: dict[str, np.ndarray] = {}
+    if modality == "text":
+        assert query.text is not None
+        for name, space in spaces.items():
+            if "text" in space.encoders:
+                out[name] = space.encoders["text"].embed_query_text(query.text)
+        return out
+    from mmsearch_cli.pipeline import decode
+
+    assert query.media is not None
+    try:
+        _, items = decode(os.fspath(query.media), modality, settings)
+    except MediaError as exc:
+        raise UsageError(f"cannot read query file {query.media}: {exc.message}") from None
+    for name, space in spaces.items():
+        vecs: list[np.ndarray] = []
+        for item_modality, embedder in space.encoders.items():
+            chosen: list[MediaItem] = [it for it in items if it.modality == item_modality]
+            if item_modality == "text":
+                continue  # a media query's own transcript is not used as text (yet)
+            if chosen:
+                embedder.ensure_loaded()
+                vecs.extend(e.vector for e in embedder.embed(chosen))
+        if vecs:
+            mean = np.mean(np.asarray(vecs, dtype=np.float32), axis=0)
+            out[name] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return out
+
+
+def allowed_segments(reader: IndexReader, opts: SearchOptions) -> set[int] | None:
+    """Segment ids passing the structured filters, or None when there is no filter."""
+    if not (
+        opts.types or opts.path_glob or opts.after or opts.before
+        or opts.min_size is not None or opts.max_size is not None or opts.exclude_paths
+    ):  # fmt: skip
+        return None
+    keep: set[int] = set()
+    for rec in reader.state.files.values():
+        if rec.status == "ok" and _file_passes(rec, opts):
+            keep.update(rec.segments)
+    return keep
+
+
+def _file_passes(rec: FileRecord, opts: SearchOptions) -> bool:
+    if opts.types and rec.modality not in opts.types:
+        return False
+    if opts.exclude_paths and rec.path in opts.exclude_paths:
+        return False
+    if opts.path_glob and not (
+        fnmatch.fnmatch(rec.path, opts.path_glob)
+        or fnmatch.fnmatch(os.path.basename(rec.path), opts.path_glob)
+    ):
+        return False
+    when = _file_time(rec)
+    if opts.after and when < opts.after.timestamp():
+        return False
+    if opts.before and when >= opts.before.timestamp():
+        return False
+    if opts.min_size is not None and rec.size < opts.min_size:
+        return False
+    return not (opts.max_size is not None and rec.size > opts.max_size)
+
+
+def _file_time(rec: FileRecord) -> float:
+    """Capture time from EXIF when there is one, else the file's mtime."""
+    taken = rec.meta.get("taken")
+    if taken:
+        try:
+            return datetime.fromisoformat(taken).timestamp()
+        except ValueError:
+            pass
+    return rec.mtime_ns / 1e9
+
+
+def search(reader: IndexReader, query: Query, settings: Settings, opts: SearchOptions) -> list[Hit]:
+    state = reader.state
+    names = list(state.spaces)
+    if opts.space:
+        matches = [n for n in names if n == opts.space or n.split(":")[-1] == opts.space]
+        if not matches:
+            raise UsageError(
+                f"no space '{opts.space}' in this index", hint=f"spaces: {', '.join(names)}"
+            )
+        names = matches
+    modality = query.modality
+    spaces: dict[str, LiveSpace] = {}
+    for name in names:
+        info = state.spaces[name]
+        wanted = "image" if modality == "video" else modality
+        if wanted in info.encoders or (modality == "video" and "audio" in info.encoders):
+            live = bind_recorded(info, settings)
+            check_compatible(info, live)
+            spaces[name] = live
+    if not spaces:
+        raise UsageError(f"this index has no space that takes a {modality} query")
+    vectors = query_vectors(query, spaces, settings)
+    allowed = allowed_segments(reader, opts)
+    per_space: dict[str, list[tuple[int, float]]] = {}
+    for name, vec in vectors.items():
+        index = reader.space(name)
+        pool = max(opts.pool, opts.k * 10)
+        ids, scores = index.search(vec, pool, allowed)
+        per_space[name] = list(zip(ids.tolist(), scores.tolist(), strict=True))
+    if opts.segments:
+        return _segment_hits(state.segments, state.files, per_space, spaces, modality, opts.k)
+    return _file_hits(state.segments, state.files, per_space, spaces, modality, opts.k)
+
+
+def _file_hits(
+    segments: dict[int, SegmentRecord],
+    files: dict[str, FileRecord],
+    per_space: dict[str, list[tuple[int, float]]],
+    spaces: dict[str, LiveSpace],
+    modality: str,
+    k: int,
+) -> list[Hit]:
+    """Best segment per file per space; then fuse the per-space file rankings."""
+    best: dict[str, dict[str, tuple[int, float]]] = {}  # space -> path -> (segment, score)
+    counts: dict[str, set[int]] = {}
+    for space, hits in per_space.items():
+        seen: dict[str, tuple[int, float]] = {}
+        for sid, score in hits:
+            seg = segments.get(sid)
+            if seg is None:
+                continue
+            counts.setdefault(seg.file, set()).add(sid)
+            if seg.file not in seen:
+                seen[seg.file] = (sid, score)
+        best[space] = seen
+    rankings = {space: list(seen) for space, seen in best.items()}
+    if len(rankings) == 1:
+        (space,) = rankings
+        fused = {path: score for path, (_, score) in best[space].items()}
+    else:
+        weights = {s: spaces[s].weight.get(modality, 1.0) for s in rankings}
+        fused = weighted_rrf(rankings, weights)
+    order = sorted(fused, key=lambda p: -fused[p])[:k]
+    out = []
+    for rank, path in enumerate(order, start=1):
+        per = {s: best[s][path] for s in best if path in best[s]}
+        top_space = max(per, key=lambda s: per[s][1] * spaces[s].weight.get(modality, 1.0))
+        seg = segments[per[top_space][0]]
+        explain = {
+            s: {"rank": rankings[s].index(path) + 1, "score": round(sc, 4)}
+            for s, (_, sc) in per.items()
+        }
+        out.append(_hit(rank, fused[path], seg, files[path], len(counts.get(path, ())), explain))
+    return out
+
+
+def _segment_hits(
+    segments: dict[int, SegmentRecord],
+    files: dict[str, FileRecord],
+    per_space: dict[str, list[tuple[int, float]]],
+    spaces: dict[str, LiveSpace],
+    modality: str,
+    k: int,
+) -> list[Hit]:
+    rankings = {s: [str(sid) for sid, _ in hits] for s, hits in per_space.items()}
+    raw = {s: {sid: sc for sid, sc in hits} for s, hits in per_space.items()}
+    if len(rankings) == 1:
+        (space,) = rankings
+        fused = {str(sid): sc for sid, sc in raw[space].items()}
+    else:
+        weights = {s: spaces[s].weight.get(modality, 1.0) for s in rankings}
+        fused = weighted_rrf(rankings, weights)
+    order = sorted(fused, key=lambda key: -fused[key])[:k]
+    out = []
+    for rank, key in enumerate(order, start=1):
+        sid = int(key)
+        seg = segments[sid]
+        explain = {
+            s: {"rank": rankings[s].index(key) + 1, "score": round(raw[s][sid], 4)}
+            for s in rankings
+            if sid in raw[s]
+        }
+        out.append(_hit(rank, fused[key], seg, files[seg.file], 1, explain))
+    return out
+
+
+def _hit(
+    rank: int, score: float, seg: SegmentRecord, rec: FileRecord, matched: int,
+    explain: dict[str, Any],
+) -> Hit:  # fmt: skip
+    return Hit(
+        rank=rank,
+        score=round(float(score), 4),
+        path=seg.file,
+        modality=rec.modality,
+        kind=seg.kind,
+        chunk=seg.chunk,
+        start=seg.start,
+        end=seg.end,
+        why=describe(seg.why, seg.text, kind=seg.kind),
+        text=seg.text,
+        segments_matched=matched,
+        spaces=explain,
+        size=rec.size,
+        mtime=rec.mtime_ns / 1e9,
+        segment_id=seg.id,
+    )
