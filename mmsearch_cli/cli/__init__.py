@@ -1,0 +1,1 @@
+"""The ``mms`` command: parse, call the library, render. Only this package imports typer/rich."""

@@ -1,0 +1,144 @@
+"""``mms index`` and ``mms info``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mmsearch_cli.cli import console
+from mmsearch_cli.cli.options import IndexOpt, QuietOpt, settings
+from mmsearch_cli.errors import ExitStatus, UsageError
+from mmsearch_cli.results import dumps
+
+
+def register(app: typer.Typer) -> None:
+    app.command("index")(index)
+    app.command("info")(info)
+    app.command("stats", hidden=True)(info)
+
+
+def index(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Folders (or files) to index.", show_default=False)
+    ],
+    index: IndexOpt = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MMS_PROFILE",
+            help="builtin | clip | clip-only [default: the index's own, else builtin].",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MMS_MODEL",
+            help="Add a CLIP/SigLIP space: a sentence-transformers id or a local folder.",
+        ),
+    ] = None,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait if another run holds the index (-1: forever).")
+    ] = 0.0,
+    follow_symlinks: Annotated[bool, typer.Option(help="Descend into symlinked folders.")] = False,
+    hidden: Annotated[bool, typer.Option(help="Include hidden files and folders.")] = False,
+    exclude: Annotated[
+        list[str] | None, typer.Option(help="Glob of paths or names to skip (repeatable).")
+    ] = None,
+    retry_failed: Annotated[bool, typer.Option(help="Try again files that failed before.")] = False,
+    rebuild: Annotated[bool, typer.Option(help="Start the index over from scratch.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> int:
+    """Index folders of images, text, audio and video; re-runs are incremental.
+
+    Example: mms index ~/Pictures ~/notes --exclude '*.tmp'
+    """
+    from mmsearch_cli.indexer import IndexOptions, run_index
+
+    conf = settings(index, quiet)
+    for p in paths:
+        if not os.path.lexists(p):
+            raise UsageError(f"no such file or folder: {p}")
+    opts = IndexOptions(
+        profile=profile, model=model, wait=wait, follow_symlinks=follow_symlinks,
+        include_hidden=hidden, exclude=tuple(exclude or ()), retry_failed=retry_failed,
+        rebuild=rebuild,
+    )  # fmt: skip
+    with console.progress("indexing") as update:
+        summary = run_index(paths, conf, opts, progress=update)
+    data = summary.to_dict()
+    data["index"] = str(conf.index_dir)
+    if json_out:
+        sys.stdout.write(dumps(data, indent=2) + "\n")
+    for path, reason in summary.failures:
+        console.warn(f"skipped {path}: {reason}")
+    for path, reason in summary.problems.items():
+        console.warn(f"{path}: {reason}")
+    changed = summary.added + summary.updated + summary.removed + summary.moved + summary.failed
+    if changed and not json_out:
+        console.info(
+            f"indexed {summary.added} new, {summary.updated} changed, {summary.moved} moved, "
+            f"{summary.removed} removed, {summary.unchanged} unchanged, {summary.failed} failed "
+            f"in {summary.seconds:.1f} s → {conf.index_dir}"
+        )
+    return ExitStatus.PARTIAL if summary.failed else ExitStatus.OK
+
+
+def info(
+    index: IndexOpt = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="List files that failed, and why.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """Show what an index holds: roots, counts, models, size, failures.
+
+    Example: mms info --failed
+    """
+    from mmsearch_cli.stats import index_info
+
+    conf = settings(index)
+    data = index_info(conf.index_dir)
+    if failed and not json_out:
+        for item in data["failed_files"]:
+            sys.stdout.write(f"{item['path']}\t{item['error']}\n")
+        return
+    if json_out:
+        sys.stdout.write(dumps(data, indent=2) + "\n")
+        return
+    _print_info(data)
+
+
+def _print_info(data: dict[str, Any]) -> None:
+    out = sys.stdout.write
+    out(f"index      {data['index']}\n")
+    out(
+        f"profile    {data['profile']}   schema {data['schema']}"
+        f"   generation {data['generation']}\n"
+    )
+    updated = (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data["updated"]))
+        if data["updated"]
+        else "never"
+    )
+    out(f"updated    {updated}\n")
+    out(f"size       {data['bytes_on_disk'] / 1e6:.1f} MB on disk\n")
+    out("roots      " + ("\n           ".join(data["roots"]) or "(none)") + "\n")
+    counts = ", ".join(f"{n} {m}" for m, n in sorted(data["files_by_modality"].items()))
+    out(f"files      {data['files']} ({counts or 'none'}), {data['segments']} segments\n")
+    out(
+        f"failed     {data['failed']}"
+        + ("   (mms info --failed lists them)" if data["failed"] else "")
+        + "\n"
+    )
+    out("spaces\n")
+    for s in data["spaces"]:
+        models = ", ".join(f"{m}: {e}" for m, e in s["encoders"].items())
+        out(f"  {s['name']:<12} {s['dim']:>5}-d  {s['vectors']:>7} vectors   {models}\n")

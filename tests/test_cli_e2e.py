@@ -1,0 +1,218 @@
+"""End to end through the `mms` command, on sample_data/ and the real packaged models."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAMPLE, copy_tree, invoke, mms_process
+
+TOOLS = [f"images/tools/{n}" for n in ("hammer1.webp", "hammer5.jpg", "plier1.png", "wrench.jpg")]
+FISH = [f"images/fishes/{n}" for n in ("fish1.webp", "fish25.jpg", "fish8.png")]
+NOTES = ["text/hand_tools.md", "text/fluffy_pancakes.txt", "text/coral_reef_fish.md"]
+
+
+def names(res_out: bytes) -> list[str]:
+    return [os.path.basename(json.loads(line)["path"]) for line in res_out.splitlines()]
+
+
+def summary(*args: str | os.PathLike[str]) -> dict:
+    res = invoke("index", *args, "--json", "-q")
+    assert res.code in (0, 6), res.err
+    return json.loads(res.out)
+
+
+# -- queries on the whole of sample_data ----------------------------------------------
+
+
+def test_a_hammer_puts_hammer_photos_in_the_top_3(sample_index: tuple[Path, Path]) -> None:
+    _, index = sample_index
+    res = invoke("query", "a hammer", "-k", "3", "--format", "jsonl", "--index", index)
+    assert res.code == 0, res.err
+    top = names(res.out)
+    assert all(n.startswith("hammer") for n in top), top
+
+
+def test_image_query_finds_other_fish(sample_index: tuple[Path, Path]) -> None:
+    _, index = sample_index
+    query = SAMPLE / "images/fishes/fish1.webp"
+    res = invoke("query", "--image", query, "-k", "5", "--format", "jsonl", "--index", index)
+    assert res.code == 0, res.err
+    rows = [json.loads(line) for line in res.out.splitlines()]
+    assert str(query) not in [r["path"] for r in rows]  # the query itself is not a result
+    fish = [r for r in rows if "/fishes/" in r["path"]]
+    assert len(fish) >= 3, [r["path"] for r in rows]
+    assert rows[0]["spaces"].get("visual"), rows[0]  # image-to-image space answered
+
+
+def test_bare_image_path_is_taken_as_an_image_query(sample_index: tuple[Path, Path]) -> None:
+    _, index = sample_index
+    res = invoke("query", SAMPLE / "images/fishes/fish2.webp", "-k", "3", "--index", index)
+    assert res.code == 0 and "treating" in res.err and "image query" in res.err
+
+
+def test_a_topic_query_returns_its_note_first(sample_index: tuple[Path, Path]) -> None:
+    _, index = sample_index
+    for query, note in (
+        ("how do I measure voltage with a multimeter", "using_a_multimeter.txt"),
+        ("recipe for fluffy pancakes", "fluffy_pancakes.txt"),
+    ):
+        res = invoke("query", query, "-k", "1", "--format", "jsonl", "--index", index)
+        assert names(res.out) == [note], (query, res.out)
+
+
+def test_type_and_path_filters(sample_index: tuple[Path, Path]) -> None:
+    _, index = sample_index
+    res = invoke(
+        "query", "fish", "--type", "text", "-k", "5", "--format", "jsonl", "--index", index
+    )
+    assert {json.loads(x)["modality"] for x in res.out.splitlines()} == {"text"}
+    res = invoke(
+        "query", "fish", "--path", "*.png", "-k", "5", "--format", "jsonl", "--index", index
+    )
+    assert res.out and all(n.endswith(".png") for n in names(res.out))
+    res = invoke("query", "fish", "--type", "nope", "--index", index)
+    assert res.code == 2 and "unknown type" in res.err
+
+
+def test_every_format_parses(sample_index: tuple[Path, Path]) -> None:
+    _, index = sample_index
+    base = ("query", "tools for cutting", "-k", "4", "--index", index)
+    rows = json.loads(invoke(*base, "--format", "json").out)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4]
+    assert {"rank", "score", "path", "modality", "why", "spaces"} <= set(rows[0])
+    jl = [json.loads(x) for x in invoke(*base, "--format", "jsonl").out.splitlines()]
+    assert [r["path"] for r in jl] == [r["path"] for r in rows]
+    tsv = invoke(*base, "--format", "tsv").out.decode().splitlines()
+    assert tsv[0].startswith("rank\tscore") and all(len(x.split("\t")) == 6 for x in tsv)
+    paths = invoke(*base, "--format", "paths").out.decode().splitlines()
+    assert paths == [r["path"] for r in rows]
+    nul = invoke(*base, "-0").out.split(b"\0")
+    assert nul[-1] == b"" and [p.decode() for p in nul[:-1]] == paths
+    table = invoke(*base)
+    assert table.code == 0 and "score" in table.text
+
+
+def test_info_reports_counts_models_and_failures(sample_index: tuple[Path, Path]) -> None:
+    _, index = sample_index
+    data = json.loads(invoke("info", "--index", index, "--json").out)
+    assert data["files_by_modality"]["image"] > 100 and data["files_by_modality"]["text"] > 10
+    spaces = {s["name"]: s for s in data["spaces"]}
+    assert spaces["text"]["dim"] == 384 and spaces["visual"]["dim"] == 1280
+    failed = {os.path.basename(f["path"]) for f in data["failed_files"]}
+    assert {"empty.jpg", "truncated.jpg", "text_not_image.png", "truncated.mp4"} <= failed
+    listing = invoke("info", "--index", index, "--failed")
+    assert "empty.jpg" in listing.text
+
+
+def test_bad_input_gives_one_line_errors_and_distinct_codes(tmp_path: Path) -> None:
+    res = invoke("query", "x", "--index", tmp_path / "none")
+    assert res.code == 3 and res.err.count("\n") == 1 and "no index" in res.err
+    res = invoke("query", "--image", tmp_path / "missing.jpg", "--index", tmp_path)
+    assert res.code == 2 and "not found" in res.err
+    res = invoke("query", "x", "--format", "xml", "--index", tmp_path)
+    assert res.code == 2
+    res = invoke("index", tmp_path / "does-not-exist", "--index", tmp_path / "i")
+    assert res.code == 2 and "Traceback" not in res.err
+
+
+# -- incremental indexing on small private trees --------------------------------------
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[Path, Path]:
+    root = copy_tree(TOOLS + FISH + NOTES + ["broken/empty.jpg"], tmp_path / "media")
+    return root, tmp_path / "index"
+
+
+def test_reindex_embeds_nothing_touch_reembeds_one_delete_and_move(
+    tree: tuple[Path, Path],
+) -> None:
+    root, index = tree
+    first = summary(root, "--index", index)
+    assert first["added"] == 10 and first["failed"] == 1
+    assert first["failures"][0]["path"].endswith("empty.jpg")  # skipped, the rest indexed
+
+    again = summary(root, "--index", index)
+    assert again["added"] == again["updated"] == again["segments_embedded"] == 0
+    assert again["unchanged"] == 11
+
+    note = root / "text/fluffy_pancakes.txt"
+    os.utime(note, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
+    touched = summary(root, "--index", index)
+    assert touched["updated"] == 1 and touched["added"] == 0
+    assert touched["embedded_by_modality"] == {"text": 1}
+
+    (root / "images/tools/wrench.jpg").unlink()
+    gone = summary(root, "--index", index)
+    assert gone["removed"] == 1
+    res = invoke("query", "a wrench", "-k", "20", "--format", "paths", "--index", index)
+    assert b"wrench.jpg" not in res.out
+
+    (root / "moved").mkdir()
+    shutil.move(root / "images/fishes/fish1.webp", root / "moved/renamed.webp")
+    moved = summary(root, "--index", index)
+    assert moved["moved"] == 1 and moved["segments_embedded"] == 0 and moved["removed"] == 0
+    res = invoke("query", "--image", SAMPLE / "images/fishes/fish1.webp", "-k", "3",
+                 "--format", "paths", "--index", index)  # fmt: skip
+    assert b"moved/renamed.webp" in res.out.splitlines()[0]
+
+
+def test_a_second_writer_gets_the_lock_busy_code(tree: tuple[Path, Path]) -> None:
+    root, index = tree
+    from mmsearch_cli.store.lock import index_lock
+
+    with index_lock(index):
+        res = invoke("index", root, "--index", index)
+    assert res.code == 4 and "another mms process" in res.err
+
+
+def test_another_model_setup_on_the_same_index_is_refused(tree: tuple[Path, Path]) -> None:
+    root, index = tree
+    summary(root, "--index", index)
+    sidecar = index / "sidecar.json"
+    data = json.loads(sidecar.read_text())
+    data["spaces"]["text"]["fingerprints"]["minilm"]["dim"] = 768  # as if another model
+    data["spaces"]["text"]["dim"] = 768
+    sidecar.write_text(json.dumps(data))
+    res = invoke("query", "a hammer", "--index", index)
+    assert res.code == 8 and "re-index" in res.err
+
+
+def test_sigkill_mid_run_leaves_a_loadable_index_and_the_next_run_completes(
+    tmp_path: Path,
+) -> None:
+    root = copy_tree(NOTES, tmp_path / "media")
+    index = tmp_path / "index"
+    assert summary(root, "--index", index)["added"] == 3
+    images = sorted(p.relative_to(SAMPLE).as_posix() for p in (SAMPLE / "images/fishes").iterdir())
+    copy_tree(images, root)
+    cmd = [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()",
+           "index", str(root), "--index", str(index), "-q"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    journal = index / "journal"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.is_dir() and any(journal.glob("batch-*.npz")):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    info = invoke("info", "--index", index, "--json")
+    assert info.code == 0 and json.loads(info.out)["files"] == 3  # last committed state
+    assert invoke("query", "pancakes", "-k", "1", "--index", index).code == 0
+    done = summary(root, "--index", index)
+    assert done["resumed"] >= 1  # journaled files were not embedded again
+    assert done["resumed"] + done["added"] == len(images)
+    final = json.loads(invoke("info", "--index", index, "--json").out)
+    assert final["files"] == 3 + len(images)
+    assert mms_process("query", "a fish", "-k", "1", "--index", index).returncode == 0
