@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from mmsearch_cli.config import Settings
 from mmsearch_cli.embedders import registry
@@ -17,6 +18,7 @@ class LiveSpace:
     name: str
     encoders: dict[str, Embedder]  # input modality -> embedder
     weight: dict[str, float]
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dim(self) -> int:
@@ -28,7 +30,7 @@ def bind(spec: SpaceSpec, settings: Settings) -> LiveSpace:
         modality: registry.create(name, settings, **spec.options)
         for modality, name in spec.encoders.items()
     }
-    return LiveSpace(spec.name, encoders, dict(spec.weight))
+    return LiveSpace(spec.name, encoders, dict(spec.weight), dict(spec.options))
 
 
 def bind_recorded(info: SpaceInfo, settings: Settings) -> LiveSpace:
@@ -39,15 +41,12 @@ def bind_recorded(info: SpaceInfo, settings: Settings) -> LiveSpace:
 
 def describe(space: LiveSpace) -> SpaceInfo:
     fingerprints = {e.name: e.fingerprint() for e in space.encoders.values()}
-    options: dict[str, object] = {}
-    for e in space.encoders.values():
-        options.update(getattr(e, "options", {}) or {})
     return SpaceInfo(
         name=space.name,
         dim=space.dim,
         encoders={m: e.name for m, e in space.encoders.items()},
         fingerprints=fingerprints,
-        options=options,
+        options=dict(space.options),
         weight=space.weight,
     )
 
