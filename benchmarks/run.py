@@ -1,0 +1,99 @@
+"""Benchmarks for the foundation: index throughput, cold query latency, peak memory.
+
+Usage: python benchmarks/run.py [--runs 5]
+Prints a table. Uses sample_data/ and a temporary index; models come from MMS_MODEL_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MMS = [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()"]
+
+
+def timed(
+    args: list[str], env: dict[str, str]
+) -> tuple[float, int, subprocess.CompletedProcess[bytes]]:
+    """Wall seconds and peak RSS (KiB) of one fresh `mms` process."""
+    cmd = ["/usr/bin/time", "-f", "%M", *MMS, *args]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, env=env)
+    wall = time.perf_counter() - started
+    rss = int(proc.stderr.decode().strip().splitlines()[-1])
+    return wall, rss, proc
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        index = str(Path(tmp) / "index")
+        wall, rss, proc = timed(
+            ["index", str(ROOT / "sample_data"), "--index", index, "--json", "-q"], env
+        )
+        summary = json.loads(proc.stdout)
+        files = sum(summary["embedded_by_modality"].values())
+        rows.append(("index sample_data: files", f"{files} ok, {summary['failed']} failed"))
+        rows.append(
+            ("index sample_data: wall", f"{wall:.1f} s ({files / wall:.1f} files/s overall)")
+        )
+        rows.append(("index sample_data: peak RSS", f"{rss / 1024:.0f} MiB"))
+        # Per-modality throughput: index each modality's folder alone into a fresh index.
+        for modality, sub in (
+            ("image", "images"),
+            ("text", "text"),
+            ("audio", "audio"),
+            ("video", "video"),
+        ):
+            with tempfile.TemporaryDirectory() as t2:
+                w, r, p = timed(
+                    ["index", str(ROOT / "sample_data" / sub), "--index", t2, "--json", "-q"], env
+                )
+                n = json.loads(p.stdout)["embedded_by_modality"].get(modality, 0)
+                rows.append(
+                    (
+                        f"index {modality} only",
+                        f"{n} files in {w:.1f} s = {n / w:.2f} files/s (incl. model load), "
+                        f"peak {r / 1024:.0f} MiB",
+                    )
+                )
+        w, r, p = timed(["index", str(ROOT / "sample_data"), "--index", index, "--json", "-q"], env)
+        rows.append(("re-index unchanged (no-op)", f"{w:.2f} s wall, peak {r / 1024:.0f} MiB"))
+        for label, q in (
+            ("text", ["query", "a hammer"]),
+            ("image", ["query", "--image", str(ROOT / "sample_data/images/fishes/fish1.webp")]),
+        ):
+            walls, rsss = [], []
+            for _ in range(args.runs):
+                w, r, p = timed([*q, "--index", index, "-k", "5", "--format", "jsonl"], env)
+                assert p.returncode == 0, p.stderr
+                walls.append(w)
+                rsss.append(r)
+            rows.append(
+                (
+                    f"cold `mms query` ({label}), median of {args.runs}",
+                    f"{statistics.median(walls) * 1000:.0f} ms, peak {max(rsss) / 1024:.0f} MiB",
+                )
+            )
+    width = max(len(a) for a, _ in rows)
+    print(f"{'measure':<{width}}  value")
+    print(f"{'-' * width}  -----")
+    for a, b in rows:
+        print(f"{a:<{width}}  {b}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
