@@ -112,11 +112,26 @@ def _local_snapshot(model: str, cache: Path) -> Path | None:
         return None
 
 
+def _hub_resolves() -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
+
+
 def download_model(model: str, cache_dir: Path, *, revision: str | None = None) -> Path:
     """Fetch a hub model into ``cache_dir`` (the explicit pre-fetch step), skipping files
     torch on CPU never reads (ONNX/TF/Flax exports, ``.bin`` shadowed by ``.safetensors``)."""
     if offline():
         raise _unavailable(model, cache_dir, " (HF_HUB_OFFLINE is set)")
+    if not _hub_resolves():
+        # Fail in milliseconds instead of the hub client's ~25 s of retries.
+        raise _unavailable(model, cache_dir, " (the hub's host name does not resolve)")
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import (
         GatedRepoError,

@@ -119,6 +119,9 @@ def run_index(
         _embed_all(writer, todo, live, settings, summary, progress)
         if writer.dirty:
             writer.commit()
+        for space in live:
+            for embedder in {id(e): e for e in space.encoders.values()}.values():
+                embedder.prepare_query()
     summary.seconds = time.monotonic() - started
     return summary
 

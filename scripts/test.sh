@@ -10,4 +10,4 @@ ruff check mmsearch_cli tests benchmarks scripts
 ruff format --check mmsearch_cli tests benchmarks scripts
 mypy
 python scripts/gen_completions.py --check
-python -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -q -p no:cacheprovider -m "not slow" "$@"

@@ -98,3 +98,24 @@ def prepare() -> None:
 
     prepare_yamnet(conf.model_dir)  # rewrite the graph once, not during the first index run
     console.info(f"models ready in {conf.model_dir}")
+
+
+@models_app.command("download")
+def download(
+    model: Annotated[str, typer.Argument(help="A sentence-transformers id (e.g. clip-ViT-B-32).")],
+    revision: Annotated[str | None, typer.Option(help="A branch, tag or commit.")] = None,
+) -> None:
+    """Download a hub model (CLIP, SigLIP…) into the model cache, for later offline use.
+
+    For an air-gapped machine: run this where there is a network, then copy the model
+    cache folder (`mms models` shows it) to the same place on the other machine.
+
+    Example: mms models download clip-ViT-B-32
+    """
+    from mmsearch_cli.embedders.clip import hub_cache_dir
+    from mmsearch_cli.hub import download_model
+
+    conf = settings(None)
+    path = download_model(model, hub_cache_dir(conf.model_dir), revision=revision)
+    console.info(f"{model}: {path}")
+    sys.stdout.write(f"{path}\n")

@@ -46,6 +46,10 @@ class Embedder(ABC):
         item = MediaItem(modality="text", payload=text, kind="query", text=text)
         return self.embed([item])[0].vector
 
+    def prepare_query(self) -> None:
+        """Make later queries cheap (e.g. export a text tower to ONNX). Run after indexing,
+        when the heavy model is loaded anyway; a no-op for most embedders."""
+
     def fingerprint(self) -> dict[str, Any]:
         """What must match between index time and query time (model, revision, dim, prep)."""
         return {"embedder": self.name, "dim": self.dim}

@@ -197,6 +197,14 @@ class SentenceTransformersImageTextEmbedder(Embedder):
             return None
         return meta if meta.get("format") == ONNX_FORMAT else None
 
+    def prepare_query(self) -> None:
+        """Export the text tower once, so text queries never import torch."""
+        if "text" in self.accepts and self._export_meta() is None:
+            try:
+                self.export_query_onnx()
+            except Exception as exc:  # queries still work through torch
+                log.warning("could not export the text tower to ONNX (%s); queries use torch", exc)
+
     def export_query_onnx(self) -> Path:
         """Export the text tower next to the model cache; later queries skip torch."""
         self._check_accepts("text")
