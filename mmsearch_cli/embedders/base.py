@@ -49,6 +49,7 @@ class Embedder(ABC):
     def prepare_query(self) -> None:
         """Make later queries cheap (e.g. export a text tower to ONNX). Run after indexing,
         when the heavy model is loaded anyway; a no-op for most embedders."""
+        return None
 
     def fingerprint(self) -> dict[str, Any]:
         """What must match between index time and query time (model, revision, dim, prep)."""
