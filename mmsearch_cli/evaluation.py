@@ -108,13 +108,15 @@ def run_queries(
     queries: Sequence[LabelledQuery],
     settings: Settings,
     transform: Callable[[LabelledQuery, list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    **options: Any,
 ) -> list[QueryOutcome]:
+    """Search each query (``options``: further ``SearchOptions`` fields, for sweeps)."""
     from mmsearch_cli.results import to_row
 
     outcomes = []
     for lq in queries:
         exclude = frozenset({os.fspath(lq.query.media)}) if lq.query.media else frozenset()
-        opts = SearchOptions(k=POOL, pool=POOL, exclude_paths=exclude)
+        opts = SearchOptions(k=POOL, pool=POOL, exclude_paths=exclude, **options)
         started = time.perf_counter()
         rows = [to_row(h) for h in search(reader, lq.query, settings, opts)]
         if transform is not None:
@@ -141,7 +143,8 @@ def _metrics(ranked: list[str], relevant: dict[str, int], k: int) -> dict[str, f
 
 
 def summarise(outcomes: list[QueryOutcome], indexed: set[str], k: int) -> dict[str, Any]:
-    """Overall, per query modality and per target modality (results and labels filtered)."""
+    """Overall, per query modality, per target modality and per pair ("text->image"): for
+    a target modality, both the results and the labels keep only files of that modality."""
     groups: dict[str, list[dict[str, float]]] = {}
     latency: dict[str, list[float]] = {}
     answerable = 0
@@ -159,8 +162,10 @@ def summarise(outcomes: list[QueryOutcome], indexed: set[str], k: int) -> dict[s
             if not metrics.is_answerable(sub_rel, indexed):
                 continue
             sub_ranked = [p for p in o.ranked if modality_of(p) == target]
-            groups.setdefault(f"target:{target}", []).append(_metrics(sub_ranked, sub_rel, k))
-            latency.setdefault(f"target:{target}", []).append(o.seconds)
+            row = _metrics(sub_ranked, sub_rel, k)
+            for key in (f"target:{target}", f"{o.query.modality}->{target}"):
+                groups.setdefault(key, []).append(row)
+                latency.setdefault(key, []).append(o.seconds)
     table: dict[str, Any] = {}
     for key, rows in groups.items():
         summary = metrics.summarise(rows)

@@ -1,18 +1,51 @@
-"""Human-readable "why" lines from what the embedders recorded about a segment."""
+"""Human-readable "why" lines, and the text surrogates a cross-encoder reads.
+
+Both come from what the embedders recorded about a segment (``SegmentRecord.why``):
+ImageNet labels with probabilities, dominant colours and OCR words for pictures, AudioSet
+tags for sounds, file tags (ID3/Vorbis title, artist, genre) for media files.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+from importlib import resources
 from typing import Any
 
+TEXT_KINDS = ("chunk", "speech")  # segments whose own text is what was embedded
+MIN_LABEL = 0.05  # labels/tags below this probability are noise (the first always shows)
+SURROGATE_MIN = 0.1  # the cross-encoder reads fewer, surer labels (measured, reranking.py)
 
-def _pairs(values: Any, n: int) -> str:
+
+def _pairs(values: Any, n: int, floor: float = MIN_LABEL) -> str:
     out = []
-    for item in list(values)[:n]:
+    for i, item in enumerate(list(values)):
         if isinstance(item, list | tuple) and len(item) == 2:
+            if i > 0 and float(item[1]) < floor:
+                break  # best first: the rest is lower still
             out.append(f"{item[0]} {float(item[1]):.2f}")
         else:
             out.append(str(item))
+        if len(out) == n:
+            break
     return ", ".join(out)
+
+
+def _names(values: Any, n: int, floor: float) -> list[str]:
+    """Label names, best first: the first always, the next ones at ``floor`` or above."""
+    out: list[str] = []
+    for i, item in enumerate(list(values)):
+        name, prob = (item[0], float(item[1])) if isinstance(item, list | tuple) else (item, 1.0)
+        if i > 0 and prob < floor:
+            break
+        out.append(str(name))
+        if len(out) == n:
+            break
+    return out
+
+
+def _colours(why: dict[str, Any], n: int) -> list[str]:
+    return [str(c[0] if isinstance(c, list | tuple) else c) for c in why.get("colours") or []][:n]
 
 
 def describe(why: dict[str, Any], text: str = "", *, kind: str = "") -> str:
@@ -20,39 +53,54 @@ def describe(why: dict[str, Any], text: str = "", *, kind: str = "") -> str:
     parts: list[str] = []
     if why.get("labels"):
         parts.append(_pairs(why["labels"], 3))
-    if why.get("colours"):
-        names = [c[0] if isinstance(c, list | tuple) else c for c in why["colours"]]
-        parts.append("colours: " + ", ".join(map(str, names[:3])))
+    if colours := _colours(why, 3):
+        parts.append("colours: " + ", ".join(colours))
     if why.get("ocr"):
         parts.append(f"text: '{_clip(str(why['ocr']), 60)}'")
     if why.get("tags"):
-        parts.append("sounds: " + _pairs(why["tags"], 3))
+        tags = _pairs(why["tags"], 3)
+        parts.append("sounds: " + tags if float(why["tags"][0][1]) >= 0.01 else "near silence")
     meta = why.get("file_tags") or {}
     tag_text = ", ".join(f"{k}: {v}" for k, v in meta.items() if v)
     if tag_text:
         parts.append(tag_text)
-    if kind in ("chunk", "speech") and text:
+    if kind in TEXT_KINDS and text:
         parts.insert(0, f"“{_clip(text, 100)}”")
     return "; ".join(parts) if parts else _clip(text, 100)
 
 
+@functools.cache
+def _class_descriptions() -> dict[str, str]:
+    data = resources.files("mmsearch_cli").joinpath("data/imagenet_classes.json").read_text()
+    return {c["name"]: c["description"] for c in json.loads(data)}
+
+
+def _article(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
 def surrogate(why: dict[str, Any], text: str) -> str:
-    """The text a cross-encoder reads for this segment (reranking)."""
+    """The text a cross-encoder reads for a segment: its own text when it has one, else a
+    sentence made from its labels, e.g. "a photo of a hammer or a hatchet. A hand tool
+    with a heavy metal head...; coloured brown, grey" or "the sound of Dog, Bark"."""
     if text:
         return text
     bits: list[str] = []
     if why.get("labels"):
-        bits.append("a photo of " + ", ".join(str(p[0]) for p in why["labels"][:3]))
-    if why.get("colours"):
-        names = [c[0] if isinstance(c, list | tuple) else c for c in why["colours"]]
-        bits.append("colours " + " and ".join(map(str, names[:3])))
+        names = _names(why["labels"], 3, SURROGATE_MIN)
+        photo = "a photo of " + " or ".join(_article(n) for n in names)
+        # The top class's dictionary sentence gives the cross-encoder words a query uses.
+        description = _class_descriptions().get(names[0], "")
+        bits.append(f"{photo}. {description.rstrip('.')}" if description else photo)
+    if colours := _colours(why, 2):
+        bits.append("coloured " + ", ".join(colours))
     if why.get("ocr"):
         bits.append(f"with the text {why['ocr']}")
-    if why.get("tags"):
-        bits.append("sound of " + ", ".join(str(p[0]) for p in why["tags"][:3]))
-    for value in (why.get("file_tags") or {}).values():
-        if value:
-            bits.append(str(value))
+    if why.get("tags") and float(why["tags"][0][1]) >= 0.01:
+        bits.append("the sound of " + ", ".join(_names(why["tags"], 3, SURROGATE_MIN)))
+    title = (why.get("file_tags") or {}).get("title")
+    if title:
+        bits.append(f"titled {title}")
     return "; ".join(bits)
 
 

@@ -14,13 +14,18 @@ import numpy as np
 
 from mmsearch_cli.config import Settings
 from mmsearch_cli.errors import MediaError, UsageError
-from mmsearch_cli.explain import describe
-from mmsearch_cli.fusion import weighted_rrf
+from mmsearch_cli.explain import TEXT_KINDS, describe, surrogate
+from mmsearch_cli.fusion import FEEDBACK_WEIGHT, RRF_K, feedback_boost, weighted_rrf
 from mmsearch_cli.items import MediaItem
 from mmsearch_cli.scan import modality_of
 from mmsearch_cli.spaces import LiveSpace, bind_recorded, check_compatible
 from mmsearch_cli.store.index import IndexReader
-from mmsearch_cli.store.state import FileRecord, SegmentRecord
+from mmsearch_cli.store.state import FileRecord, IndexState, SegmentRecord
+
+# Image embedders whose text-query scores gain visual feedback (see ``fusion``): ConSE
+# reads pictures through ImageNet labels, so pictures that look alike share its errors.
+FEEDBACK_FOR = frozenset({"conse-minilm"})
+FEEDBACK_PICTURES = 32  # the top pictures re-scored (reading vectors costs ~0.2 ms each)
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class SearchOptions:
     min_size: int | None = None
     max_size: int | None = None
     exclude_paths: frozenset[str] = frozenset()
+    feedback: float = FEEDBACK_WEIGHT  # visual feedback for text queries (0: off)
+    rrf_k: float = RRF_K
 
 
 @dataclass
@@ -183,20 +190,60 @@ def search(reader: IndexReader, query: Query, settings: Settings, opts: SearchOp
         pool = max(opts.pool, opts.k * 10)
         ids, scores = index.search(vec, pool, allowed)
         per_space[name] = list(zip(ids.tolist(), scores.tolist(), strict=True))
-    if opts.segments:
-        return _segment_hits(state.segments, state.files, per_space, spaces, modality, opts.k)
-    return _file_hits(state.segments, state.files, per_space, spaces, modality, opts.k)
+    cosines = {name: dict(hits) for name, hits in per_space.items()}
+    if modality == "text" and not opts.space and opts.feedback:
+        per_space = {
+            n: _visual_feedback(reader, n, hits, opts.feedback) for n, hits in per_space.items()
+        }
+    hits = _segment_hits if opts.segments else _file_hits
+    return hits(state, per_space, cosines, spaces, modality, opts.k, opts.rrf_k)
+
+
+def feedback_space(state: IndexState) -> str | None:
+    """The space that holds pictures' look (takes images, not text), if the index has one."""
+    for name, info in state.spaces.items():
+        if "image" in info.encoders and "text" not in info.encoders and info.count:
+            return name
+    return None
+
+
+def _visual_feedback(
+    reader: IndexReader, space: str, hits: list[tuple[int, float]], weight: float = FEEDBACK_WEIGHT
+) -> list[tuple[int, float]]:
+    """Re-score the pictures among a text query's candidates by how much they look like
+    the best-matching picture; return the candidates re-sorted."""
+    state = reader.state
+    visual = feedback_space(state)
+    if visual is None or state.spaces[space].encoders.get("image") not in FEEDBACK_FOR:
+        return hits
+    pics = [n for n, (sid, _) in enumerate(hits) if visual in _spaces_of(state, sid)]
+    pics = pics[:FEEDBACK_PICTURES]
+    if len(pics) < 2:
+        return hits
+    vectors = reader.space(visual).get([hits[n][0] for n in pics])
+    boosted = feedback_boost(np.array([hits[n][1] for n in pics]), vectors, weight)
+    out = list(hits)
+    for n, score in zip(pics, boosted.tolist(), strict=True):
+        out[n] = (hits[n][0], score)
+    return sorted(out, key=lambda h: -h[1])
+
+
+def _spaces_of(state: IndexState, sid: int) -> list[str]:
+    seg = state.segments.get(sid)
+    return seg.spaces if seg is not None else []
 
 
 def _file_hits(
-    segments: dict[int, SegmentRecord],
-    files: dict[str, FileRecord],
+    state: IndexState,
     per_space: dict[str, list[tuple[int, float]]],
+    cosines: dict[str, dict[int, float]],
     spaces: dict[str, LiveSpace],
     modality: str,
     k: int,
+    rrf_k: float = RRF_K,
 ) -> list[Hit]:
     """Best segment per file per space; then fuse the per-space file rankings."""
+    segments, files = state.segments, state.files
     best: dict[str, dict[str, tuple[int, float]]] = {}  # space -> path -> (segment, score)
     counts: dict[str, set[int]] = {}
     for space, hits in per_space.items():
@@ -215,7 +262,7 @@ def _file_hits(
         fused = {path: score for path, (_, score) in best[space].items()}
     else:
         weights = {s: spaces[s].weight.get(modality, 1.0) for s in rankings}
-        fused = weighted_rrf(rankings, weights)
+        fused = weighted_rrf(rankings, weights, rrf_k)
     order = sorted(fused, key=lambda p: -fused[p])[:k]
     out = []
     for rank, path in enumerate(order, start=1):
@@ -223,38 +270,40 @@ def _file_hits(
         top_space = max(per, key=lambda s: per[s][1] * spaces[s].weight.get(modality, 1.0))
         seg = segments[per[top_space][0]]
         explain = {
-            s: {"rank": rankings[s].index(path) + 1, "score": round(sc, 4)}
-            for s, (_, sc) in per.items()
+            s: {"rank": rankings[s].index(path) + 1, "score": round(cosines[s][sid], 4)}
+            for s, (sid, _) in per.items()
         }
         out.append(_hit(rank, fused[path], seg, files[path], len(counts.get(path, ())), explain))
     return out
 
 
 def _segment_hits(
-    segments: dict[int, SegmentRecord],
-    files: dict[str, FileRecord],
+    state: IndexState,
     per_space: dict[str, list[tuple[int, float]]],
+    cosines: dict[str, dict[int, float]],
     spaces: dict[str, LiveSpace],
     modality: str,
     k: int,
+    rrf_k: float = RRF_K,
 ) -> list[Hit]:
+    segments, files = state.segments, state.files
     rankings = {s: [str(sid) for sid, _ in hits] for s, hits in per_space.items()}
-    raw = {s: {sid: sc for sid, sc in hits} for s, hits in per_space.items()}
+    scored = {s: dict(hits) for s, hits in per_space.items()}
     if len(rankings) == 1:
         (space,) = rankings
-        fused = {str(sid): sc for sid, sc in raw[space].items()}
+        fused = {str(sid): sc for sid, sc in scored[space].items()}
     else:
         weights = {s: spaces[s].weight.get(modality, 1.0) for s in rankings}
-        fused = weighted_rrf(rankings, weights)
+        fused = weighted_rrf(rankings, weights, rrf_k)
     order = sorted(fused, key=lambda key: -fused[key])[:k]
     out = []
     for rank, key in enumerate(order, start=1):
         sid = int(key)
         seg = segments[sid]
         explain = {
-            s: {"rank": rankings[s].index(key) + 1, "score": round(raw[s][sid], 4)}
+            s: {"rank": rankings[s].index(key) + 1, "score": round(cosines[s][sid], 4)}
             for s in rankings
-            if sid in raw[s]
+            if sid in scored[s]
         }
         out.append(_hit(rank, fused[key], seg, files[seg.file], 1, explain))
     return out
@@ -274,7 +323,8 @@ def _hit(
         start=seg.start,
         end=seg.end,
         why=describe(seg.why, seg.text, kind=seg.kind),
-        text=seg.text,
+        # Rebuilt from ``why`` so indexes made before a surrogate change read the same.
+        text=seg.text if seg.kind in TEXT_KINDS else (surrogate(seg.why, "") or seg.text),
         segments_matched=matched,
         spaces=explain,
         size=rec.size,

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from .conftest import SAMPLE, invoke
 
-# Measured 2026-11-26 on the builtin profile: nDCG@10 0.692, MRR@10 0.842 (53 queries).
-MIN_NDCG = 0.66
-MIN_MRR = 0.80
+# Measured 2026-11-26 on the builtin profile, first stage: nDCG@10 0.713, MRR@10 0.850
+# (53 queries; 0.692 and 0.842 before visual feedback for text queries, issue 4).
+MIN_NDCG = 0.70
+MIN_MRR = 0.83
 
 
 def test_sample_data_eval_stays_above_the_bar(sample_index: tuple[Path, Path]) -> None:

@@ -53,7 +53,10 @@ def eval_cmd(
         str | None, typer.Option(envvar="MMS_RERANKER", help="Cross-encoder id or folder.")
     ] = None,
     alpha: Annotated[
-        float | None, typer.Option(min=0.0, max=1.0, help="Cross-encoder weight in the blend.")
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="One cross-encoder weight for every family [default: tuned]."
+        ),
     ] = None,
     per_query: Annotated[
         bool, typer.Option("--per-query", help="List each query's first relevant rank.")
@@ -75,7 +78,7 @@ def eval_cmd(
     Example: mms eval sample_data/queries.jsonl --compare --min-ndcg 0.5
     """
     from mmsearch_cli.evaluation import load_queries, run_queries, summarise
-    from mmsearch_cli.reranking import DEFAULT_ALPHA, rerank_rows
+    from mmsearch_cli.reranking import rerank_rows
     from mmsearch_cli.store.index import IndexReader
 
     if fmt not in ("table", "json"):
@@ -84,18 +87,18 @@ def eval_cmd(
     labelled = load_queries(queries, root)
     reader = IndexReader.open(conf.index_dir)
     indexed = {p for p, f in reader.state.files.items() if f.status == "ok"}
-    weight = DEFAULT_ALPHA if alpha is None else alpha
 
     def second_stage(lq: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if lq.query.text is None:
             return rows  # the cross-encoder reads text queries only
-        return rerank_rows(lq.query.text, rows, conf, spec=reranker, alpha=weight)
+        return rerank_rows(lq.query.text, rows, conf, spec=reranker, alpha=alpha)
 
     systems: dict[str, Any] = {}
     if compare or not rerank:
         systems["first-stage"] = run_queries(reader, labelled, conf)
     if compare or rerank:
-        systems[f"rerank(a={weight:g})"] = run_queries(reader, labelled, conf, second_stage)
+        label = "rerank" if alpha is None else f"rerank(a={alpha:g})"
+        systems[label] = run_queries(reader, labelled, conf, second_stage)
     report = {name: summarise(out, indexed, k) for name, out in systems.items()}
     if fmt == "json":
         data: dict[str, Any] = {"k": k, "systems": report}
@@ -134,17 +137,24 @@ def _per_query(outcomes: list[Any]) -> list[dict[str, Any]]:
     ]
 
 
+MODALITIES = ("text", "image", "audio", "video")
+
+
+def group_order(groups: dict[str, Any]) -> list[str]:
+    """all, then per query modality, per target modality, per (query, target) pair."""
+    order = ["all"]
+    order += [f"query:{m}" for m in MODALITIES] + [f"target:{m}" for m in MODALITIES]
+    order += [f"{q}->{t}" for q in MODALITIES for t in MODALITIES]
+    return [g for g in order if g in groups]
+
+
 def _print(report: dict[str, Any], k: int) -> None:
     cols = [c.replace("10", str(k)) for c in COLUMNS]
     head = f"{'system':<16} {'group':<14}" + "".join(f"{c:>9}" for c in cols)
     sys.stdout.write(head + "\n")
-    order = ["all", "query:text", "query:image", "query:audio", "query:video",
-             "target:text", "target:image", "target:audio", "target:video"]  # fmt: skip
     for name, summary in report.items():
-        for group in order:
-            row = summary["groups"].get(group)
-            if row is None:
-                continue
+        for group in group_order(summary["groups"]):
+            row = summary["groups"][group]
             cells = []
             for c in cols:
                 v = row.get(c, 0.0)
