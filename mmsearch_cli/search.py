@@ -195,8 +195,22 @@ def search(reader: IndexReader, query: Query, settings: Settings, opts: SearchOp
         per_space = {
             n: _visual_feedback(reader, n, hits, opts.feedback) for n, hits in per_space.items()
         }
-    hits = _segment_hits if opts.segments else _file_hits
-    return hits(state, per_space, cosines, spaces, modality, opts.k, opts.rrf_k)
+    rank = _segment_hits if opts.segments else _file_hits
+    hits = rank(state, per_space, cosines, spaces, modality, len(state.segments), opts.rrf_k)
+    return _present(hits, opts.k)
+
+
+def _present(hits: list[Hit], k: int) -> list[Hit]:
+    """The first k hits whose file still exists: a file deleted since the last
+    `mms index` is not offered (one stat per shown result, not per candidate)."""
+    out: list[Hit] = []
+    for hit in hits:
+        if os.path.exists(hit.path):
+            hit.rank = len(out) + 1
+            out.append(hit)
+            if len(out) == k:
+                break
+    return out
 
 
 def feedback_space(state: IndexState) -> str | None:

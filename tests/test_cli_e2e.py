@@ -257,3 +257,13 @@ def test_video_hits_carry_timestamps_and_segments_mode_lists_keyframes(
                  "-k", "5", "--format", "jsonl", "--index", index)  # fmt: skip
     rows = [json.loads(x) for x in res.out.splitlines()]
     assert len(rows) > 1 and all(r["t"] is not None for r in rows)  # segments, not files
+
+
+def test_a_file_deleted_since_the_last_index_is_not_offered(tree: tuple[Path, Path]) -> None:
+    root, index = tree
+    summary(root, "--index", index)
+    (root / "images/tools/hammer1.webp").unlink()  # no re-index
+    res = invoke("query", "a hammer", "-k", "3", "--format", "jsonl", "--index", index)
+    rows = [json.loads(x) for x in res.out.splitlines()]
+    assert "hammer1.webp" not in {os.path.basename(r["path"]) for r in rows}
+    assert [r["rank"] for r in rows] == [1, 2, 3]
