@@ -24,7 +24,7 @@ from mmsearch_cli.pipeline import decode, embed_items, iter_surrogates
 from mmsearch_cli.profiles import SpaceSpec, spaces_for
 from mmsearch_cli.scan import FoundFile, scan, under_roots
 from mmsearch_cli.spaces import LiveSpace, bind, check_compatible, describe
-from mmsearch_cli.store.index import IndexWriter, sidecar_path
+from mmsearch_cli.store.index import PREVIOUS, IndexWriter, read_state, sidecar_path
 from mmsearch_cli.store.journal import Batch
 from mmsearch_cli.store.lock import index_lock
 from mmsearch_cli.store.state import FileRecord, IndexState, SegmentRecord
@@ -46,6 +46,7 @@ class IndexSummary:
     removed: int = 0
     moved: int = 0
     failed: int = 0
+    vanished: int = 0  # deleted between the scan and their turn: not indexed, not failed
     resumed: int = 0  # files recovered from the journal of an interrupted run
     segments: int = 0  # segments embedded in this run
     seconds: float = 0.0
@@ -62,6 +63,7 @@ class IndexSummary:
             "removed": self.removed,
             "moved": self.moved,
             "failed": self.failed,
+            "vanished": self.vanished,
             "resumed": self.resumed,
             "segments_embedded": self.segments,
             "embedded_by_modality": dict(self.by_modality),
@@ -97,12 +99,15 @@ def run_index(
     with index_lock(index_dir, wait=opts.wait):
         if opts.rebuild and sidecar_path(index_dir).exists():
             _clear(index_dir)
-        specs = _choose_specs(index_dir, opts)
+        # Read once: on a 10k-file index the sidecar parse is most of a no-op run.
+        state = read_state(index_dir) if sidecar_path(index_dir).exists() else None
+        specs = _choose_specs(state, opts)
         live = [bind(spec, settings) for spec in specs]
         fresh = IndexState(profile=opts.profile or "builtin", spaces={})
-        writer, resumed = IndexWriter.open(index_dir, fresh)
+        writer, _ = IndexWriter.open(index_dir, fresh, replay=False, state=state)
         full_reembed = _reconcile_spaces(writer, live)
-        summary = IndexSummary(resumed=resumed)
+        # Replay after the spaces exist: a killed first run journaled vectors for them.
+        summary = IndexSummary(resumed=writer.replay())
         root_strs = [os.path.abspath(os.fsdecode(r)) for r in roots]
         for r in root_strs:
             if r not in writer.state.roots:
@@ -127,17 +132,17 @@ def run_index(
 
 
 def _clear(index_dir: Path) -> None:
+    # The sidecars go first: a kill midway leaves no index (the next run builds one),
+    # never a sidecar that names deleted vector files.
+    sidecar_path(index_dir).unlink()
+    (index_dir / PREVIOUS).unlink(missing_ok=True)
     for sub in ("spaces", "journal"):
         for p in (index_dir / sub).glob("*"):
             p.unlink()
-    sidecar_path(index_dir).unlink()
 
 
-def _choose_specs(index_dir: Path, opts: IndexOptions) -> tuple[SpaceSpec, ...]:
-    if opts.profile is None and opts.model is None and sidecar_path(index_dir).exists():
-        from mmsearch_cli.store.index import read_state
-
-        state = read_state(index_dir)
+def _choose_specs(state: IndexState | None, opts: IndexOptions) -> tuple[SpaceSpec, ...]:
+    if opts.profile is None and opts.model is None and state is not None:
         return tuple(
             SpaceSpec(s.name, dict(s.encoders), dict(s.options), dict(s.weight))
             for s in state.spaces.values()
@@ -238,6 +243,10 @@ def _embed_all(
         if progress:
             progress(n - 1, total, found.path)
         record, segments, vectors = _embed_file(writer, found, live, settings)
+        if record.status == "failed" and not os.path.lexists(found.path):
+            summary.vanished += 1  # deleted while we worked: forget it, it is not a failure
+            writer.drop_file(found.path)
+            continue
         if record.status == "failed":
             summary.failed += 1
             summary.failures.append((found.path, record.error or "failed"))
@@ -293,14 +302,14 @@ def _embed_file(
             raise MediaError("nothing to index in this file")
         embedded = embed_items(items, live)
     except MediaError as exc:
-        record.status, record.error = "failed", exc.message
+        record.status, record.error = "failed", _one_line(exc.message)
         return record, [], {}
     except OSError as exc:  # vanished, permissions, I/O errors
         record.status, record.error = "failed", f"cannot read: {exc.strerror or exc}"
         return record, [], {}
     except Exception as exc:  # a decoder bug must cost one file, not the run
         log.debug("unexpected error on %s", found.path, exc_info=True)
-        record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"[:300]
+        record.status, record.error = "failed", _one_line(f"{type(exc).__name__}: {exc}")[:300]
         return record, [], {}
     record.meta = meta
     ids = writer.new_ids(len(items))
@@ -331,3 +340,9 @@ def _embed_file(
         )
     record.segments = ids
     return record, segments, vectors
+
+
+def _one_line(message: str) -> str:
+    """Library messages may hold newlines (libheif ends its own with one); reasons are
+    listed one per line in `mms info --failed` and on stderr."""
+    return " ".join(line.strip() for line in message.strip().splitlines())

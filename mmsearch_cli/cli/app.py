@@ -14,6 +14,7 @@ import typer
 
 from mmsearch_cli import __version__
 from mmsearch_cli.cli import (
+    commands_doctor,
     commands_eval,
     commands_index,
     commands_query,
@@ -54,6 +55,7 @@ commands_index.register(app)
 commands_query.register(app)
 commands_tools.register(app)
 commands_eval.register(app)
+commands_doctor.register(app)
 
 
 def _debug_requested(argv: list[str]) -> bool:

@@ -44,8 +44,14 @@ def load_image(path: Path, *, max_pixels: int, work_size: int = WORK_SIZE) -> Im
         _register_heif()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img: Image.Image = Image.open(path)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # open() reads the header only: our check below refuses with the size. Then
+            # Pillow's own checks (seek, load) follow our limit, so raising it works.
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                img: Image.Image = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = max_pixels
             width, height = img.size
             if width * height > max_pixels:
                 raise MediaError(
@@ -56,8 +62,15 @@ def load_image(path: Path, *, max_pixels: int, work_size: int = WORK_SIZE) -> Im
             img.load()
     except MediaError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise MediaError("not a readable image (unknown format or decompression bomb)") from None
+    except Image.DecompressionBombError:
+        raise MediaError(f"image is over the limit of {max_pixels} pixels") from None
+    except UnidentifiedImageError:
+        size = _png_declared_size(path)  # a truncated bomb: Pillow gives up before the size
+        if size and size[0] * size[1] > max_pixels:
+            raise MediaError(
+                f"image is {size[0]}x{size[1]} pixels, over the limit of {max_pixels}"
+            ) from None
+        raise MediaError("not a readable image (unknown or damaged format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MediaError(f"cannot decode image: {exc}") from None
     try:
@@ -68,6 +81,17 @@ def load_image(path: Path, *, max_pixels: int, work_size: int = WORK_SIZE) -> Im
         img = _to_rgb(img)
     img.thumbnail((work_size, work_size), Image.Resampling.BILINEAR)
     return img
+
+
+def _png_declared_size(path: Path) -> tuple[int, int] | None:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -13,6 +13,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from mmsearch_cli.errors import ExitStatus, MmsError
+
+
+class IndexWriteError(MmsError):
+    """The index cannot be written (disk full, file size limit, permissions). The temp
+    file is removed and the target untouched, so the previous index stays intact."""
+
+    status = ExitStatus.INDEX_MISSING
+
+
+def write_failed(target: Path, exc: OSError) -> IndexWriteError:
+    reason = exc.strerror or str(exc)
+    return IndexWriteError(
+        f"cannot write {target}: {reason}",
+        hint="the previous index is intact; free space or fix permissions and re-run",
+    )
+
 
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
@@ -22,11 +39,18 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _mkstemp(target: Path) -> tuple[int, str]:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise write_failed(target, exc) from None
+
+
 @contextlib.contextmanager
 def atomic_writer(target: Path) -> Iterator[BinaryIO]:
     """Yield a binary file; on clean exit it replaces ``target`` atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = _mkstemp(target)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -34,9 +58,11 @@ def atomic_writer(target: Path) -> Iterator[BinaryIO]:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
         fsync_dir(target.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise write_failed(target, exc) from None
         raise
 
 
@@ -47,8 +73,7 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
 
 def atomic_save(target: Path, save: Callable[[str], None]) -> None:
     """For libraries that write by path (hnswlib): save to a temp path, fsync, rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = _mkstemp(target)
     os.close(fd)
     try:
         save(tmp)
@@ -59,7 +84,9 @@ def atomic_save(target: Path, save: Callable[[str], None]) -> None:
             os.close(fd)
         os.replace(tmp, target)
         fsync_dir(target.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise write_failed(target, exc) from None
         raise

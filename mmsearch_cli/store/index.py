@@ -3,6 +3,7 @@
 Layout of an index directory::
 
     sidecar.json              committed metadata; names the vector files of its generation
+    sidecar.prev.json         the previous commit's sidecar (hard link), for repairs
     spaces/<space>.<gen>.hnsw one hnswlib file per space and generation
     journal/batch-*.npz       batches embedded since the last commit
     lock                      flock held by the one writer
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -29,10 +31,33 @@ from mmsearch_cli.store.state import SCHEMA_VERSION, IndexState, SpaceInfo
 from mmsearch_cli.store.vectors import VectorIndex
 
 SIDECAR = "sidecar.json"
+PREVIOUS = "sidecar.prev.json"  # the sidecar one commit back, for `mms doctor --repair`
 
 
 def sidecar_path(index_dir: Path) -> Path:
     return index_dir / SIDECAR
+
+
+def keep_previous(index_dir: Path) -> None:
+    """Hard-link the current sidecar as the previous one (free: the commit replaces the
+    sidecar by a new inode). Its vector files are kept one commit longer anyway."""
+    current, tmp = sidecar_path(index_dir), index_dir / f".{PREVIOUS}.tmp"
+    if not current.exists():
+        return
+    with contextlib.suppress(OSError):  # a convenience for repairs, never a reason to fail
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.link(current, tmp)
+        os.replace(tmp, index_dir / PREVIOUS)
+
+
+def stale_tmp_files(index_dir: Path) -> list[Path]:
+    """Temp files of atomic writes cut short by a kill (sidecar, vector files, journal)."""
+    found: list[Path] = []
+    for sub in (index_dir, index_dir / "spaces", index_dir / "journal"):
+        if sub.is_dir():
+            found += [p for p in sub.glob(".*.tmp") if p.is_file()]
+    return sorted(found)
 
 
 def read_state(index_dir: Path) -> IndexState:
@@ -59,7 +84,7 @@ def read_state(index_dir: Path) -> IndexState:
         )
     try:
         return IndexState.from_json(data)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         raise IndexCorruptError(
             f"index sidecar {path} is damaged", hint="run `mms doctor` to rebuild what it can"
         ) from None
@@ -129,28 +154,48 @@ class IndexWriter:
         self.last_commit = time.monotonic()
 
     @classmethod
-    def open(cls, index_dir: Path, new_state: IndexState) -> tuple[IndexWriter, int]:
-        """Open (or create from ``new_state``), replay any journal; return (writer, replayed)."""
-        if sidecar_path(index_dir).exists():
-            state = read_state(index_dir)
-        else:
-            state = new_state
+    def open(
+        cls,
+        index_dir: Path,
+        new_state: IndexState,
+        *,
+        replay: bool = True,
+        state: IndexState | None = None,
+    ) -> tuple[IndexWriter, int]:
+        """Open (``state`` if the caller already read the sidecar, else read it, else create
+        from ``new_state``); replay the journal unless told not to (the indexer first adds
+        the spaces a first run's batches need); return (writer, replayed)."""
+        if state is None:
+            state = read_state(index_dir) if sidecar_path(index_dir).exists() else new_state
         vectors = {
             name: load_space(index_dir, info, live_ids(state, name))
             for name, info in state.spaces.items()
         }
         writer = cls(index_dir, state, vectors)
+        return writer, writer.replay() if replay else 0
+
+    def replay(self) -> int:
+        """Apply the journal of an interrupted run; return how many files it recovered.
+        Batches written against another state, or for spaces this one lacks, are dropped."""
         replayed = 0
-        for batch in writer.journal.batches():
-            if batch.base_generation != state.generation:
-                break  # written against another state; its files will be redone
-            writer._apply(batch)
+        for batch in self.journal.batches():
+            if batch.base_generation != self.state.generation or not self.fits(batch):
+                break  # its files will be embedded again
+            self.apply(batch)
             replayed += len(batch)
         if replayed:
-            writer.dirty = True
+            self.dirty = True
         else:
-            writer.journal.clear()
-        return writer, replayed
+            self.journal.clear()
+        return replayed
+
+    def fits(self, batch: Batch) -> bool:
+        """The batch's vectors go to spaces this state has, with their dimensions."""
+        spaces = self.state.spaces
+        return all(
+            name in spaces and vecs.shape[1] == spaces[name].dim
+            for name, (_, vecs) in batch.vectors.items()
+        )
 
     def add_space(self, info: SpaceInfo) -> None:
         self.state.spaces[info.name] = info
@@ -166,9 +211,10 @@ class IndexWriter:
         """Journal first (durable), then apply in memory."""
         batch.base_generation = self.state.generation
         self.journal.append(batch)
-        self._apply(batch)
+        self.apply(batch)
 
-    def _apply(self, batch: Batch) -> None:
+    def apply(self, batch: Batch) -> None:
+        """Apply a batch in memory (replay, or after journaling it)."""
         for rec in batch.files:
             self.remove_vectors(self.state.drop_file(rec.path))
         for rec in batch.files:
@@ -203,9 +249,13 @@ class IndexWriter:
         self.state.generation = gen
         self.state.updated = time.time()
         data = json.dumps(self.state.to_json(), separators=(",", ":")).encode()
+        keep_previous(self.dir)
         atomic_write_bytes(sidecar_path(self.dir), data)
         self.journal.clear()
         self._retire(keep={gen, gen - 1})
+        for tmp in stale_tmp_files(self.dir):  # left by killed runs; we hold the lock
+            with contextlib.suppress(OSError):
+                tmp.unlink()
         self.dirty = False
         self.last_commit = time.monotonic()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from io import BytesIO
@@ -59,24 +60,20 @@ class Journal:
         atomic_write_bytes(self.dir / f"batch-{seq:08d}.npz", buf.getvalue())
 
     def batches(self) -> Iterator[Batch]:
-        """Replay in order. A file that cannot be read ends the replay (later ones are moot)."""
+        """Replay in order. A file that cannot be read ends the replay (later ones are moot).
+
+        Nothing here can run code: ``allow_pickle=False`` refuses object arrays, and the
+        records are rebuilt from JSON."""
         for path in self._paths():
             try:
-                with np.load(path, allow_pickle=False) as npz:
-                    meta = json.loads(npz["meta"].tobytes().decode("utf-8", "surrogatepass"))
-                    vectors = {
-                        key[5:]: (npz[key], npz[f"vec__{key[5:]}"])
-                        for key in npz.files
-                        if key.startswith("ids__")
-                    }
-            except (OSError, ValueError, KeyError):
+                batch = _read(path)
+            except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
                 return
-            yield Batch(
-                files=[FileRecord(**f) for f in meta["files"]],
-                segments=[SegmentRecord(**s) for s in meta["segments"]],
-                vectors=vectors,
-                base_generation=meta["base_generation"],
-            )
+            yield batch
+
+    def stale_tmp(self) -> list[Path]:
+        """Temp files of journal writes cut short by a crash."""
+        return sorted(self.dir.glob(".batch-*.tmp")) if self.dir.is_dir() else []
 
     def __len__(self) -> int:
         return len(self._paths())
@@ -85,3 +82,21 @@ class Journal:
         for path in self._paths():
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+
+def _read(path: Path) -> Batch:
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(npz["meta"].tobytes().decode("utf-8", "surrogatepass"))
+        vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for key in npz.files:
+            if key.startswith("ids__"):
+                ids, vecs = npz[key], npz[f"vec__{key[5:]}"]
+                if ids.dtype.kind != "i" or vecs.ndim != 2 or len(ids) != len(vecs):
+                    raise ValueError(f"malformed vectors for {key[5:]}")
+                vectors[key[5:]] = (ids, vecs)
+    return Batch(
+        files=[FileRecord(**f) for f in meta["files"]],
+        segments=[SegmentRecord(**s) for s in meta["segments"]],
+        vectors=vectors,
+        base_generation=int(meta["base_generation"]),
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,7 @@ class VectorIndex:
         """Load a saved index; ``live`` are the ids the sidecar says it must hold."""
         import hnswlib
 
+        _check_header(path, dim)
         index = hnswlib.Index(space="ip", dim=dim)
         index.load_index(str(path), allow_replace_deleted=True)
         index.set_num_threads(1)
@@ -119,4 +123,29 @@ class VectorIndex:
         return np.asarray(ids, dtype=np.int64)[order], scores[order].astype(np.float32)
 
     def save(self, path: Path) -> None:
-        atomic_save(path, self._idx.save_index)
+        def write(tmp: str) -> None:
+            # hnswlib does not check its stream: a full disk or a file size limit gives
+            # a short file and no error, so the size is checked here.
+            self._idx.save_index(tmp)
+            expected, actual = int(self._idx.index_file_size()), os.path.getsize(tmp)
+            if actual != expected:
+                raise OSError(
+                    errno.ENOSPC,
+                    f"short write, {actual} of {expected} bytes (disk full or a size limit?)",
+                )
+
+        atomic_save(path, write)
+
+
+def _check_header(path: Path, dim: int) -> None:
+    """hnswlib loads a file of another dimension without complaint (and then reads out of
+    bounds); its header's label and data offsets give the vector size, so check it."""
+    with open(path, "rb") as fh:
+        head = fh.read(48)
+    if len(head) < 48:
+        raise ValueError("file too short for an hnswlib index")
+    _, _, _, _, label_offset, offset_data = struct.unpack("<6Q", head)
+    if label_offset - offset_data != 4 * dim:
+        raise ValueError(
+            f"file holds {(label_offset - offset_data) // 4}-d vectors, expected {dim}-d"
+        )

@@ -1,0 +1,430 @@
+"""Fault injection on the store and the index runs: kills, a full disk, concurrent
+writers and readers, damaged sidecars and vector files, `mms doctor`, pickled journals.
+
+The 50-kill crash loop is `python benchmarks/crash_loop.py`; a 3-kill loop runs here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmsearch_cli.store.index import read_state, sidecar_path
+
+from .conftest import ROOT, SAMPLE, copy_tree, invoke, mms_process
+
+NOTES = ["text/hand_tools.md", "text/fluffy_pancakes.txt", "text/coral_reef_fish.md"]
+MORE_NOTES = ["text/owls.txt", "text/frogs.txt", "text/solar_power.md", "text/windmills.md"]
+MMS = [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()"]
+
+
+def _images(folder: str, n: int) -> list[str]:
+    return sorted(p.relative_to(SAMPLE).as_posix() for p in (SAMPLE / folder).iterdir())[:n]
+
+
+def _summary(*args: str | os.PathLike[str]) -> dict:
+    res = invoke("index", *args, "--json", "-q")
+    assert res.code in (0, 6), res.err
+    return json.loads(res.out)
+
+
+def _crash_loop_module():  # benchmarks/ is not a package
+    spec = importlib.util.spec_from_file_location("crash_loop", ROOT / "benchmarks/crash_loop.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["crash_loop"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _index_files(index: Path) -> dict[str, bytes]:
+    """Every committed file of an index, for "left intact" comparisons."""
+    files = [sidecar_path(index), *sorted((index / "spaces").iterdir())]
+    return {p.name: p.read_bytes() for p in files}
+
+
+# -- crash safety ---------------------------------------------------------------------
+
+
+def test_short_crash_loop_recovers_from_every_kill_and_matches_an_uninterrupted_run(
+    tmp_path: Path,
+) -> None:
+    crash_loop = _crash_loop_module()
+    tally, diffs, worst = crash_loop.crash_loop(
+        3, tmp_path, seed=7, n_images=3, n_texts=6, log=lambda _: None
+    )
+    assert tally.kills == 3 and tally.recoveries == 3, tally
+    assert tally.lost_beyond_batch == 0 and tally.manual_repairs == 0, tally.problems
+    assert not diffs and worst <= 1e-6
+
+
+def test_a_killed_first_run_resumes_from_its_journal_and_its_stale_lock_is_taken_over(
+    tmp_path: Path,
+) -> None:
+    """The first run has no sidecar yet: its journal must replay once the spaces exist
+    (it used to fail every later run with KeyError: 'text')."""
+    root = copy_tree(_images("images/fishes", 24), tmp_path / "media")
+    index = tmp_path / "index"
+    proc = subprocess.Popen([*MMS, "index", str(root), "--index", str(index), "-q"])
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any((index / "journal").glob("batch-*.npz")):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before its first batch was journaled"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (index / "lock").read_text().strip() == str(proc.pid)  # a dead holder's lock
+    assert not sidecar_path(index).exists()
+    done = _summary(root, "--index", index)  # no --wait: the stale lock is free at once
+    assert done["resumed"] >= 16 and done["resumed"] + done["added"] == 24
+    assert invoke("doctor", "--index", index).code == 0
+
+
+def _vector_file_size(index: Path) -> int:
+    return (index / read_state(index).spaces["text"].file).stat().st_size  # type: ignore[operator]
+
+
+def _limited(limit: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_during_save_leaves_the_previous_index_intact(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE makes writes past ``limit`` bytes fail with EFBIG, as a full disk
+    would (Python ignores SIGXFSZ). Small limits break the journal write; larger ones the
+    vector file, which hnswlib writes without checking (the save now verifies sizes)."""
+    root = copy_tree(NOTES + MORE_NOTES, tmp_path / "media")
+    index = tmp_path / "index"
+    _summary(root, "--index", index)
+    before = _index_files(index)
+    copy_tree(["text/owls.txt"], tmp_path / "extra")
+    shutil.copy(tmp_path / "extra/text/owls.txt", root / "text/owls_again.txt")
+    broken_writes = set()
+    # 1 kB: less than one 384-d vector, so the journal write fails; half the text vector
+    # file: the journal batch (one short note) fits, the new vector file does not.
+    for limit in (1_000, _vector_file_size(index) // 2):
+        proc = subprocess.run(
+            [*MMS, "index", str(root), "--index", str(index), "-q"],
+            capture_output=True, preexec_fn=_limited(limit), timeout=300,
+        )  # fmt: skip
+        err = proc.stderr.decode()
+        assert proc.returncode == 3, err
+        assert err.count("\n") == 1 and "cannot write" in err, err
+        assert "File too large" in err or "short write" in err, err
+        assert "Traceback" not in err and "the previous index is intact" in err
+        broken_writes.add("journal" if "/journal/" in err else "vectors")
+        assert _index_files(index) == before  # byte for byte
+        res = invoke("query", "owls hunting at night", "-k", "1", "--index", index)
+        assert res.code == 0, res.err
+    assert broken_writes == {"journal", "vectors"}
+    assert not list(index.rglob(".*.tmp"))  # temp files were removed
+    done = _summary(root, "--index", index)  # space again: the run completes
+    assert done["added"] + done["resumed"] == 1
+
+
+def test_a_sidecar_write_past_the_limit_fails_cleanly(tmp_path: Path) -> None:
+    code = (
+        "import resource, sys; from pathlib import Path\n"
+        "from mmsearch_cli.store.atomic import atomic_write_bytes, IndexWriteError\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
+        "try:\n    atomic_write_bytes(Path(sys.argv[1]), b'x' * 5000)\n"
+        "except IndexWriteError as e:\n    print(e.message); sys.exit(3)\n"
+    )
+    target = tmp_path / "sidecar.json"
+    target.write_bytes(b"old")
+    proc = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True)
+    assert proc.returncode == 3 and b"File too large" in proc.stdout
+    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
+
+
+# -- concurrency ----------------------------------------------------------------------
+
+
+def test_one_writer_many_readers(tmp_path: Path) -> None:
+    """A second `mms index` gets exit 4 (or waits with --wait); queries during a long
+    run answer from the last commit; parallel query processes agree."""
+    root = copy_tree(NOTES, tmp_path / "media")
+    index = tmp_path / "index"
+    _summary(root, "--index", index)
+    base = set(read_state(index).files)
+    base_gen = read_state(index).generation
+    copy_tree(_images("images/fishes", 16) + _images("images/tools", 12), root)
+    writer = subprocess.Popen([*MMS, "index", str(root), "--index", str(index), "-q"])
+    deadline = time.monotonic() + 60
+    while (index / "lock").read_text().strip() != str(writer.pid):
+        assert time.monotonic() < deadline, "the writer never took the lock"
+        time.sleep(0.02)
+    busy = invoke("index", root, "--index", index)
+    assert busy.code == 4 and "another mms process" in busy.err and str(writer.pid) in busy.err
+    waiting = subprocess.Popen(
+        [*MMS, "index", str(root), "--index", str(index), "-q", "--wait", "300"],
+        stderr=subprocess.PIPE,
+    )
+    parallel = [
+        subprocess.Popen(
+            [*MMS, "query", "a fish", "-k", "5", "--format", "jsonl", "--index", str(index)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    answered_from_base = 0
+    while writer.poll() is None:
+        gen_before = read_state(index).generation
+        res = invoke("query", "a fish", "-k", "5", "--format", "jsonl", "--index", index)
+        assert res.code == 0, res.err
+        paths = {json.loads(line)["path"] for line in res.out.splitlines()}
+        if gen_before == base_gen == read_state(index).generation:
+            assert paths <= base  # nothing half-indexed is visible
+            answered_from_base += 1
+    assert writer.wait() == 0 and answered_from_base >= 2
+    for proc in parallel:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert all(json.loads(line)["path"] for line in out.splitlines())
+    assert waiting.wait(timeout=300) == 0, waiting.stderr.read() if waiting.stderr else ""
+    assert set(read_state(index).files) == {str(p) for p in root.rglob("*") if p.is_file()}
+    cmd = [*MMS, "query", "a hammer", "-k", "5", "--format", "jsonl", "--index", str(index)]
+    readers = [subprocess.Popen(cmd, stdout=subprocess.PIPE) for _ in range(4)]
+    results = {p.communicate(timeout=120)[0] for p in readers}
+    assert len(results) == 1 and results.pop().count(b"\n") == 5  # four readers agree
+
+
+# -- damaged indexes and `mms doctor` -------------------------------------------------
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> tuple[Path, Path]:
+    """A small index with two commits (so a previous sidecar exists)."""
+    root = copy_tree(NOTES + _images("images/tools", 3), tmp_path / "media")
+    index = tmp_path / "index"
+    _summary(root, "--index", index)
+    copy_tree(MORE_NOTES[:2], root)
+    _summary(root, "--index", index)
+    return root, index
+
+
+def _doctor(index: Path, *args: str) -> tuple[int, dict]:
+    res = invoke("doctor", "--index", index, "--json", *args)
+    return res.code, json.loads(res.out)
+
+
+def test_doctor_finds_a_healthy_index_healthy(built: tuple[Path, Path]) -> None:
+    _, index = built
+    code, report = _doctor(index)
+    assert code == 0 and report["healthy"]
+    assert {f["check"] for f in report["findings"]} >= {"sidecar", "space text", "records"}
+    plain = invoke("doctor", "--index", index)
+    assert plain.code == 0 and plain.text.rstrip().endswith("healthy")
+    assert invoke("doctor", "--index", index.parent / "nothing").code == 3
+
+
+def test_truncated_sidecar_is_restored_from_the_previous_commit(
+    built: tuple[Path, Path],
+) -> None:
+    root, index = built
+    side = sidecar_path(index)
+    side.write_bytes(side.read_bytes()[: side.stat().st_size // 2])
+    res = invoke("query", "pancakes", "--index", index)
+    assert res.code == 3 and res.err.count("\n") == 1 and "damaged" in res.err
+    assert "mms doctor" in res.err
+    assert invoke("index", root, "--index", index).code == 3  # never overwrites blindly
+    code, report = _doctor(index)
+    assert code == 3 and not report["healthy"]
+    assert "previous commit" in report["findings"][0]["repair"]
+    code, report = _doctor(index, "--repair")
+    assert code == 0 and report["healthy"], report
+    assert any("restored the previous commit" in a for a in report["repaired"])
+    assert (index / "sidecar.json.damaged").exists()
+    done = _summary(root, "--index", index)  # the two notes of the lost commit come back
+    assert done["added"] == 2 and done["unchanged"] == 6
+    assert invoke("query", "owls", "-k", "1", "--index", index).code == 0
+
+
+def test_garbage_sidecar_without_a_previous_one_restarts_with_its_spaces_and_journal(
+    built: tuple[Path, Path],
+) -> None:
+    root, index = built
+    from mmsearch_cli.store.journal import Journal
+
+    state = read_state(index)
+    pending = Journal(index / "journal")
+    # A journaled batch of an interrupted run: its files must survive the repair.
+    copy_tree(["text/windmills.md"], root)
+    proc = subprocess.run(
+        [*MMS, "index", str(root), "--index", str(index), "-q"],
+        capture_output=True, preexec_fn=_limited(_vector_file_size(index) // 2),
+    )  # fmt: skip
+    assert proc.returncode == 3 and len(pending) == 1, proc.stderr  # journaled, not committed
+    raw = sidecar_path(index).read_bytes()
+    cut = raw.index(b'"files"')  # keep the header (profile, roots, spaces), lose the rest
+    sidecar_path(index).write_bytes(raw[:cut] + b"\x00garbage")
+    (index / "sidecar.prev.json").unlink()
+    code, report = _doctor(index, "--repair")
+    assert code == 0 and report["healthy"], report
+    actions = " ".join(report["repaired"])
+    assert "fresh index with the recorded spaces" in actions and "recovered 1 files" in actions
+    after = read_state(index)
+    assert set(after.spaces) == set(state.spaces) and after.profile == state.profile
+    assert list(after.files) == [str(root / "text/windmills.md")]
+    done = _summary(root, "--index", index)
+    assert done["added"] == len(state.files) and done["unchanged"] == 1
+
+
+def test_sidecar_from_a_future_schema_is_refused_and_never_touched(
+    built: tuple[Path, Path],
+) -> None:
+    root, index = built
+    data = json.loads(sidecar_path(index).read_bytes())
+    data["schema"] = 99
+    sidecar_path(index).write_text(json.dumps(data))
+    before = sidecar_path(index).read_bytes()
+    for args in (("query", "owls"), ("index", root), ("info",)):
+        res = invoke(*args, "--index", index)
+        assert res.code == 3 and "newer mms" in res.err, (args, res.err)
+    code, report = _doctor(index, "--repair")
+    assert code == 3 and report["findings"][0]["level"] == "fatal" and not report["repaired"]
+    assert sidecar_path(index).read_bytes() == before
+
+
+@pytest.mark.parametrize("damage", ["truncate", "other_generation", "other_dimension"])
+def test_vector_file_not_matching_the_sidecar(built: tuple[Path, Path], damage: str) -> None:
+    root, index = built
+    state = read_state(index)
+    text = index / state.spaces["text"].file  # type: ignore[operator]
+    if damage == "truncate":
+        text.write_bytes(text.read_bytes()[:-5000])
+    elif damage == "other_generation":  # the previous commit's file: fewer vectors
+        prev = state.generation - 1
+        shutil.copy(index / f"spaces/text.{prev}.hnsw", text)
+    else:  # the visual space's file in the text slot: 1280-d vectors, not 384-d
+        shutil.copy(index / state.spaces["visual"].file, text)  # type: ignore[operator]
+    res = invoke("query", "pancakes", "--index", index)
+    assert res.code == 3 and "mms doctor" in res.err and "Traceback" not in res.err
+    code, report = _doctor(index)
+    bad = [f for f in report["findings"] if f["level"] == "damaged"]
+    assert code == 3 and [f["check"] for f in bad] == ["space text"], report
+    if damage == "other_dimension":
+        assert "1280-d vectors, expected 384-d" in bad[0]["detail"]
+    code, report = _doctor(index, "--repair")
+    assert code == 0 and report["healthy"], report
+    # Every file had text vectors (images through ConSE): all are forgotten, re-embedded.
+    assert not read_state(index).files
+    done = _summary(root, "--index", index)
+    assert done["added"] == len(state.files)
+    assert invoke("query", "pancakes", "-k", "1", "--index", index).code == 0
+
+
+def test_doctor_notes_and_tidies_a_crashed_runs_leftovers(built: tuple[Path, Path]) -> None:
+    root, index = built
+    (index / ".sidecar.json.abc.tmp").write_bytes(b"{")
+    (index / "spaces/.text.9.hnsw.x.tmp").write_bytes(b"")
+    (index / "journal").mkdir(exist_ok=True)
+    (index / "journal/.batch-00000000.npz.y.tmp").write_bytes(b"")
+    copy_tree(["text/windmills.md"], root)
+    failed = subprocess.run(
+        [*MMS, "index", str(root), "--index", str(index), "-q"],
+        capture_output=True, preexec_fn=_limited(_vector_file_size(index) // 2),
+    )  # fmt: skip
+    assert failed.returncode == 3  # it journaled one batch, then could not commit
+    code, report = _doctor(index)
+    notes = {f["check"]: f for f in report["findings"] if f["level"] == "note"}
+    assert code == 0 and report["healthy"]  # leftovers are harmless
+    assert "1 batches (1 files)" in notes["journal"]["detail"]
+    assert notes["temp files"]["detail"].startswith("3 left")
+    code, report = _doctor(index, "--repair")
+    assert code == 0 and not [f for f in report["findings"] if f["level"] == "note"]
+    assert not list(index.rglob(".*.tmp")) and not list((index / "journal").iterdir())
+    assert str(root / "text/windmills.md") in read_state(index).files
+
+
+def test_doctor_repairs_inconsistent_records(built: tuple[Path, Path]) -> None:
+    root, index = built
+    data = json.loads(sidecar_path(index).read_bytes())
+    victim = data["files"][0]
+    victim["segments"].append(10_000)  # a segment that does not exist
+    orphan = {**data["segments"][0], "id": 20_000, "file": "/nowhere.txt", "spaces": []}
+    data["segments"].append(orphan)
+    sidecar_path(index).write_text(json.dumps(data))
+    code, report = _doctor(index)
+    bad = [f for f in report["findings"] if f["level"] == "damaged"]
+    assert code == 3 and bad[0]["check"] == "records"
+    assert "1 files with inconsistent records" in bad[0]["detail"]
+    assert "1 segments without their file" in bad[0]["detail"]
+    code, report = _doctor(index, "--repair")
+    assert code == 0 and report["healthy"]
+    assert victim["path"] not in read_state(index).files
+    assert _summary(root, "--index", index)["added"] == 1
+
+
+# -- nothing loads code ---------------------------------------------------------------
+
+
+class _Trap:
+    """Unpickling this would create a file: proof that code ran."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (Path(self.marker).touch, ())
+
+
+def test_a_journal_with_a_pickled_object_array_is_refused_safely(
+    built: tuple[Path, Path], tmp_path: Path
+) -> None:
+    root, index = built
+    marker = tmp_path / "code-ran"
+    evil = np.array([_Trap(str(marker))], dtype=object)
+    armed = tmp_path / "armed.npz"
+    np.savez(armed, meta=evil, ids__text=np.array([0]), vec__text=evil)
+    with np.load(armed, allow_pickle=True) as npz:  # the trap works when pickle is allowed
+        npz["meta"]
+    assert marker.exists()
+    marker.unlink()
+    (index / "journal").mkdir(exist_ok=True)
+    shutil.copy(armed, index / "journal/batch-00000000.npz")
+    code, _report = _doctor(index)
+    assert code == 0 and not marker.exists()
+    done = _summary(root, "--index", index)
+    assert done["resumed"] == 0 and not marker.exists()
+    assert not list((index / "journal").iterdir())  # dropped, not kept around
+
+
+def test_no_pickle_and_no_remote_code_in_the_package() -> None:
+    package = ROOT / "mmsearch_cli"
+    for path in package.rglob("*.py"):
+        source = path.read_text()
+        for banned in ("import pickle", "joblib", "torch.load(", "allow_pickle=True",
+                       "trust_remote_code=True", "import dill"):  # fmt: skip
+            assert banned not in source, f"{banned} in {path}"
+
+
+# -- output for cron ------------------------------------------------------------------
+
+
+def test_a_cron_run_with_nothing_new_is_silent_and_exits_0(tmp_path: Path) -> None:
+    root = copy_tree([*NOTES, "broken/empty.jpg"], tmp_path / "media")
+    index = tmp_path / "index"
+    first = mms_process("index", root, "--index", index, "-q", "--json")
+    assert first.returncode == 6  # partial: one file failed, listed by reason
+    summary = json.loads(first.stdout)
+    assert summary["failures_by_reason"] and summary["failures"][0]["path"].endswith("empty.jpg")
+    again = mms_process("index", root, "--index", index, "-q")
+    assert (again.returncode, again.stdout, again.stderr) == (0, b"", b"")
+    listing = mms_process("info", "--failed", "--index", index)
+    assert listing.stdout.startswith(str(root / "broken/empty.jpg").encode() + b"\t")
