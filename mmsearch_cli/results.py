@@ -61,7 +61,8 @@ def dumps(obj: Any, indent: int | None = None) -> str:
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def _tsv_field(value: Any) -> str:
+def tsv_escape(value: Any) -> str:
+    """Escape backslash, tab, CR and newline so a field never breaks a TSV row."""
     text = "" if value is None else str(value)
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
@@ -83,7 +84,7 @@ def render(rows: Sequence[dict[str, Any]], fmt: str, out: BinaryIO, *, nul: bool
                 row["rank"], f"{row['score']:.4f}", row["modality"], row["path"],
                 "" if row["t"] is None else f"{row['t']:.1f}", row["why"],
             )  # fmt: skip
-            out.write(os.fsencode("\t".join(_tsv_field(f) for f in fields)) + b"\n")
+            out.write(os.fsencode("\t".join(tsv_escape(f) for f in fields)) + b"\n")
     elif fmt == "paths":
         for row in rows:
             out.write(os.fsencode(ref(row)) + b"\n")

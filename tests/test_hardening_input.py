@@ -318,12 +318,6 @@ def test_odd_file_names_survive_every_format(tmp_path: Path, stdout_errors: str)
     assert b"zebra" in run()  # the table renders too
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/commands_index.py `info --failed` writes str to stdout: a non-UTF-8 name "
-    "is an internal error under a strict UTF-8 stdout, and a newline splits the line "
-    "(fix proposed to the lead: write os.fsencode(path) bytes, escape like tsv)",
-)
 def test_info_failed_lists_odd_names_exactly(tmp_path: Path) -> None:
     root = tmp_path / "media"
     root.mkdir()

@@ -13,7 +13,7 @@ import typer
 from mmsearch_cli.cli import console
 from mmsearch_cli.cli.options import IndexOpt, QuietOpt, settings
 from mmsearch_cli.errors import ExitStatus, UsageError
-from mmsearch_cli.results import dumps
+from mmsearch_cli.results import dumps, tsv_escape
 
 
 def register(app: typer.Typer) -> None:
@@ -107,8 +107,11 @@ def info(
     conf = settings(index)
     data = index_info(conf.index_dir)
     if failed and not json_out:
+        out = sys.stdout.buffer  # original bytes of names that are not valid UTF-8
         for item in data["failed_files"]:
-            sys.stdout.write(f"{item['path']}\t{item['error']}\n")
+            line = f"{tsv_escape(item['path'])}\t{tsv_escape(item['error'])}\n"
+            out.write(os.fsencode(line))
+        out.flush()
         return
     if json_out:
         sys.stdout.write(dumps(data, indent=2) + "\n")
@@ -117,7 +120,9 @@ def info(
 
 
 def _print_info(data: dict[str, Any]) -> None:
-    out = sys.stdout.write
+    def out(text: str) -> None:
+        sys.stdout.buffer.write(os.fsencode(text))
+
     out(f"index      {data['index']}\n")
     out(
         f"profile    {data['profile']}   schema {data['schema']}"
@@ -142,3 +147,4 @@ def _print_info(data: dict[str, Any]) -> None:
     for s in data["spaces"]:
         models = ", ".join(f"{m}: {e}" for m, e in s["encoders"].items())
         out(f"  {s['name']:<12} {s['dim']:>5}-d  {s['vectors']:>7} vectors   {models}\n")
+    sys.stdout.buffer.flush()
