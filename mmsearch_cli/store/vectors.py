@@ -86,7 +86,7 @@ class VectorIndex:
                 self._deleted.add(i)
 
     def get(self, ids: list[int]) -> np.ndarray:
-        return np.asarray(self._idx.get_items(ids), dtype=np.float32)
+        return np.asarray(self._idx.get_items(ids, return_type="numpy"), dtype=np.float32)
 
     def search(
         self, query: np.ndarray, k: int, allowed: set[int] | None = None
