@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from mmsearch_cli.errors import MmsError, ModelUnavailableError
+from mmsearch_cli.onnx_session import open_session
 
 log = logging.getLogger(__name__)
 
@@ -287,11 +288,7 @@ def _export(
 
 
 def _run_onnx(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    session = open_session(path)
     return [np.asarray(o) for o in session.run(None, feeds)]
 
 

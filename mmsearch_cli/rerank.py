@@ -19,6 +19,7 @@ import numpy as np
 
 from mmsearch_cli.errors import ModelUnavailableError, UsageError
 from mmsearch_cli.model_cache import require
+from mmsearch_cli.onnx_session import open_session
 
 DEFAULT_ASSET = "reranker-ms-marco-minilm-l12-int8"
 DEFAULT_NAME = "ms-marco-minilm-l12-int8"
@@ -72,18 +73,12 @@ class OnnxCrossEncoder(Reranker):
         self._input_names: set[str] = set()
 
     def _load(self) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         folder = require(self.model_dir, DEFAULT_ASSET)
         try:
             tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            session = ort.InferenceSession(
-                str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"]
-            )
+            session = open_session(folder / "model.onnx", threads=self.threads)
         except Exception as exc:  # corrupt or partial files: any loader error means the same
             raise ModelUnavailableError(
                 f"cannot load the reranker from {folder}: {exc}",

@@ -18,6 +18,7 @@ from PIL import Image
 from mmsearch_cli import onnx_export
 from mmsearch_cli.errors import ModelUnavailableError
 from mmsearch_cli.items import MediaItem
+from mmsearch_cli.onnx_session import open_session
 
 DEFAULT_VARIANT = "efficientnet-lite0"
 MEMO_KEY = "effnet"
@@ -103,21 +104,12 @@ class ImageClassifier:
 
     def _ensure_session(self) -> Any:
         if self._session is None:
-            import onnxruntime as ort
-
             self.meta()
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            try:
-                self._session = ort.InferenceSession(
-                    str(self.export_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"]
-                )
-            except Exception as exc:  # onnxruntime raises its own untyped errors
-                raise ModelUnavailableError(
-                    f"cannot load {self.export_dir / 'model.onnx'}: {exc}",
-                    hint="delete that directory and run `mms models prepare`",
-                ) from exc
+            self._session = open_session(
+                self.export_dir / "model.onnx",
+                threads=self.threads,
+                hint="delete that directory and run `mms models prepare`",
+            )
         return self._session
 
     def classify_images(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:

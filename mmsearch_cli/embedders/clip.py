@@ -26,6 +26,7 @@ from mmsearch_cli import hub
 from mmsearch_cli.embedders.base import Embedder, l2_normalise
 from mmsearch_cli.errors import ModelUnavailableError, UsageError
 from mmsearch_cli.items import Embedded, InputModality, MediaItem
+from mmsearch_cli.onnx_session import open_session
 
 log = logging.getLogger(__name__)
 
@@ -414,19 +415,13 @@ class OnnxTextTower:
     """Text -> unit vector with onnxruntime and ``tokenizers`` only (no torch import)."""
 
     def __init__(self, folder: Path, *, threads: int = 1, input_names: list[str] | None = None):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         if input_names is None:
             input_names = json.loads((folder / "meta.json").read_text())["inputs"]
         self.input_names = input_names
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(folder / "text.onnx"), opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = open_session(folder / "text.onnx", threads=threads)
 
     def encode(self, text: str) -> np.ndarray:
         enc = self.tokenizer.encode(text)

@@ -17,8 +17,8 @@ import numpy as np
 
 from mmsearch_cli import onnx_export
 from mmsearch_cli.embedders.base import Embedder, l2_normalise
-from mmsearch_cli.errors import ModelUnavailableError
 from mmsearch_cli.items import Embedded, InputModality, MediaItem
+from mmsearch_cli.onnx_session import open_session
 
 
 class MiniLMEmbedder(Embedder):
@@ -43,7 +43,6 @@ class MiniLMEmbedder(Embedder):
         return onnx_export.minilm_dir(self.model_dir)
 
     def _load(self) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         meta = self._export_meta()
@@ -52,18 +51,11 @@ class MiniLMEmbedder(Embedder):
         # short query. Batches are padded to their own longest row in ``_run``.
         tokenizer.no_padding()
         tokenizer.enable_truncation(int(meta["max_tokens"]))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(
-                str(self.export_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelUnavailableError(
-                f"cannot load {self.export_dir / 'model.onnx'}: {exc}",
-                hint="delete that directory and run `mms models prepare`",
-            ) from exc
+        self._session = open_session(
+            self.export_dir / "model.onnx",
+            threads=self.threads,
+            hint="delete that directory and run `mms models prepare`",
+        )
         self._tokenizer = tokenizer
 
     def _export_meta(self) -> dict[str, Any]:

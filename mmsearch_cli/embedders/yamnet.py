@@ -33,6 +33,7 @@ from mmsearch_cli import model_cache
 from mmsearch_cli.embedders.base import Embedder, l2_normalise
 from mmsearch_cli.errors import ModelUnavailableError
 from mmsearch_cli.items import Embedded, InputModality, MediaItem
+from mmsearch_cli.onnx_session import open_session
 
 ASSET = "yamnet-int8"
 REWRITTEN = "yamnet-scores-embedding.onnx"
@@ -175,14 +176,8 @@ class YamnetModel:
 
     def _load(self) -> Any:
         if self._session is None:
-            import onnxruntime as ort
-
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = self.threads
-            opts.inter_op_num_threads = 1
-            opts.log_severity_level = 3  # its graph-optimiser notes are not for users
-            self._session = ort.InferenceSession(
-                str(prepare(self.model_dir)), opts, providers=["CPUExecutionProvider"]
+            self._session = open_session(
+                prepare(self.model_dir), threads=self.threads, hint="run `mms models fetch` again"
             )
         return self._session
 
