@@ -267,3 +267,36 @@ def test_a_file_deleted_since_the_last_index_is_not_offered(tree: tuple[Path, Pa
     rows = [json.loads(x) for x in res.out.splitlines()]
     assert "hammer1.webp" not in {os.path.basename(r["path"]) for r in rows}
     assert [r["rank"] for r in rows] == [1, 2, 3]
+
+
+def test_query_piped_into_rerank_keeps_the_schema(sample_index: tuple[Path, Path]) -> None:
+    _, index = sample_index
+    first = invoke("query", "how do I measure voltage", "-k", "20", "--format", "jsonl",
+                   "--index", index)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()",
+         "rerank", "how do I measure voltage", "-k", "5"],
+        input=first.out, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4, 5]
+    assert {"score", "rerank_score", "rank_before", "path", "why"} <= set(rows[0])
+    assert rows[0]["path"].endswith("using_a_multimeter.txt")
+    bad = subprocess.run(
+        [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()",
+         "rerank", "x"],
+        input=first.out.splitlines()[0] + b"\n{not json\n", capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2 and b"line 2" in bad.stderr and b"Traceback" not in bad.stderr
+
+
+def test_video_query_uses_keyframes_and_soundtrack(sample_index: tuple[Path, Path]) -> None:
+    _, index = sample_index
+    res = invoke("query", "--video", SAMPLE / "video/bigbuckbunny.mp4", "-k", "5",
+                 "--format", "jsonl", "--index", index)  # fmt: skip
+    assert res.code == 0, res.err
+    rows = [json.loads(x) for x in res.out.splitlines()]
+    answered = set().union(*(r["spaces"] for r in rows))
+    assert {"visual", "audio"} <= answered  # keyframes and soundtrack both searched
+    assert not any(r["path"].endswith("bigbuckbunny.mp4") for r in rows)
