@@ -41,6 +41,17 @@ def catalog(settings: Settings) -> list[dict[str, Any]]:
                 "path": str(path),
             }
         )  # fmt: skip
+    hub = settings.model_dir / "hub"  # where `mms models download` puts hub models
+    for folder in sorted(hub.glob("models--*")) if hub.is_dir() else []:
+        model_id = folder.name[len("models--") :].replace("--", "/")
+        rows.append(
+            {
+                "name": model_id, "kind": "hub-model", "available": True,
+                "bytes": _dir_bytes(folder), "licence": "see its model card",
+                "source": "downloaded with `mms models download`; use with --model",
+                "path": str(folder),
+            }
+        )  # fmt: skip
     for name, text in PROFILES.items():
         rows.append(
             {
