@@ -53,7 +53,8 @@ def progress(label: str) -> Iterator[Callable[[int, int, str], None]]:
 
 
 def print_table(rows: Sequence[dict[str, Any]]) -> None:
-    out = Console(highlight=False, soft_wrap=False)
+    # Piped into less or a file there is no width to fit: do not wrap paths at 80.
+    out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
