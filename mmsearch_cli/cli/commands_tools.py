@@ -12,7 +12,11 @@ from mmsearch_cli.cli import console
 from mmsearch_cli.cli.options import settings
 from mmsearch_cli.results import dumps
 
-models_app = typer.Typer(help="List, fetch and prepare models.", no_args_is_help=False)
+models_app = typer.Typer(
+    help="List, fetch and prepare models.\n\n"
+    "Example: mms models --json | jq -r '.[] | select(.available) | .name'",
+    no_args_is_help=False,
+)
 
 
 def register(app: typer.Typer) -> None:
