@@ -33,7 +33,7 @@ class Limits:
     max_text_bytes: int = 20 * 1024 * 1024  # read at most this much of a text file
     max_file_seconds: float = 600.0  # audio/video longer than this is indexed up to here
     video_min_interval: float = 1.0  # seconds between keyframes, at least
-    video_max_interval: float = 30.0  # a keyframe at least this often, even without cuts
+    video_max_interval: float = 10.0  # a keyframe at least this often, even without cuts
     video_max_keyframes: int = 200  # per video
 
 
