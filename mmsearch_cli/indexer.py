@@ -346,3 +346,28 @@ def _one_line(message: str) -> str:
     """Library messages may hold newlines (libheif ends its own with one); reasons are
     listed one per line in `mms info --failed` and on stderr."""
     return " ".join(line.strip() for line in message.strip().splitlines())
+
+
+def forget(paths: list[Path], settings: Settings, *, wait: float = 0.0) -> int:
+    """Drop every file under ``paths`` (and those roots) from the index; return the count.
+
+    For a folder that should no longer be searched: a plain re-index never drops files
+    outside the roots it was given.
+    """
+    from mmsearch_cli.store.index import read_state
+
+    index_dir = settings.index_dir
+    with index_lock(index_dir, wait=wait):
+        state = read_state(index_dir)
+        writer, _ = IndexWriter.open(index_dir, state, state=state)
+        targets = [os.path.abspath(os.fsdecode(p)) for p in paths]
+        gone = [p for p in writer.state.files if under_roots(p, targets)]
+        for path in gone:
+            writer.drop_file(path)
+        roots = [r for r in writer.state.roots if not under_roots(r, targets)]
+        if roots != writer.state.roots:
+            writer.state.roots = roots
+            writer.dirty = True
+        if writer.dirty:
+            writer.commit()
+    return len(gone)

@@ -300,3 +300,16 @@ def test_video_query_uses_keyframes_and_soundtrack(sample_index: tuple[Path, Pat
     answered = set().union(*(r["spaces"] for r in rows))
     assert {"visual", "audio"} <= answered  # keyframes and soundtrack both searched
     assert not any(r["path"].endswith("bigbuckbunny.mp4") for r in rows)
+
+
+def test_forget_drops_a_folder_and_its_root(tree: tuple[Path, Path]) -> None:
+    root, index = tree
+    summary(root, "--index", index)
+    res = invoke("forget", root / "images", "--index", index)
+    assert res.code == 0 and "forgot 7 file(s)" in res.err
+    data = json.loads(invoke("info", "--index", index, "--json").out)
+    assert data["files_by_modality"] == {"text": 3}
+    hits = invoke("query", "a hammer", "-k", "5", "--format", "paths", "--index", index)
+    assert b"/images/" not in hits.out
+    assert invoke("forget", root, "--index", index).code == 0
+    assert json.loads(invoke("info", "--index", index, "--json").out)["roots"] == []

@@ -8,7 +8,7 @@ from mmsearch_cli import __version__
 
 from .conftest import invoke
 
-COMMANDS = ["index", "query", "rerank", "eval", "info", "stats", "doctor", "models",
+COMMANDS = ["index", "query", "rerank", "eval", "info", "stats", "doctor", "forget", "models",
             "models fetch", "models prepare", "models download"]  # fmt: skip
 
 

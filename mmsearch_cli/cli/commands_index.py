@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
     app.command("index")(index)
     app.command("info")(info)
     app.command("stats", hidden=True)(info)
+    app.command("forget")(forget)
 
 
 def index(
@@ -89,6 +90,27 @@ def index(
             f"in {summary.seconds:.1f} s → {conf.index_dir}"
         )
     return ExitStatus.PARTIAL if summary.failed else ExitStatus.OK
+
+
+def forget(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders to drop.", show_default=False)
+    ],
+    index: IndexOpt = None,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait if another run holds the index (-1: forever).")
+    ] = 0.0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Remove files or whole folders (and those roots) from the index.
+
+    Example: mms forget ~/Pictures/old-phone
+    """
+    from mmsearch_cli.indexer import forget as forget_paths
+
+    conf = settings(index, quiet)
+    count = forget_paths(paths, conf, wait=wait)
+    console.info(f"forgot {count} file(s) under {', '.join(map(str, paths))}")
 
 
 def info(
