@@ -1,6 +1,6 @@
 """Tune the ConSE image embedder on the shared corpus's text-to-image queries.
 
-Usage: python benchmarks/tune_conse.py [--corpus /work/shared/corpus] [--model-dir DIR]
+Usage: python benchmarks/tune_conse.py [--corpus ../shared/corpus] [--model-dir DIR]
        [--lite2-dir DIR]   (a model dir holding efficientnet-lite2-onnx/, to compare backbones)
 
 Scores nDCG@10 (linear gains, images/ targets only) and MRR (first grade-2 hit) over the
@@ -106,7 +106,7 @@ def per_image_ms(start: float, n: int) -> float:
 def main() -> None:
     default_models = Path(os.environ.get("MMS_MODEL_DIR") or default_model_dir())
     ap = argparse.ArgumentParser()
-    ap.add_argument("--corpus", type=Path, default=Path("/work/shared/corpus"))
+    ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpus")
     ap.add_argument("--model-dir", type=Path, default=default_models)
     ap.add_argument("--lite2-dir", type=Path, default=None)
     args = ap.parse_args()

@@ -27,7 +27,7 @@ from mmsearch_cli.embedders import registry
 from mmsearch_cli.embedders.adapter import AdapterImageEmbedder, load_weights
 from mmsearch_cli.profiles import BUILTIN, SpaceSpec
 
-CORPUS = Path("/work/shared/corpus")
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
 
 def variant(name: str, blend: float | None, weights: Path | None) -> str:
