@@ -106,7 +106,9 @@ def per_image_ms(start: float, n: int) -> float:
 def main() -> None:
     default_models = Path(os.environ.get("MMS_MODEL_DIR") or default_model_dir())
     ap = argparse.ArgumentParser()
-    ap.add_argument("--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpus")
+    ap.add_argument(
+        "--corpus", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "corpus"
+    )
     ap.add_argument("--model-dir", type=Path, default=default_models)
     ap.add_argument("--lite2-dir", type=Path, default=None)
     args = ap.parse_args()
