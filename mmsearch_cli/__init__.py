@@ -6,8 +6,9 @@ is a thin layer over it. Nothing here imports typer or rich.
 
 from __future__ import annotations
 
+from mmsearch_cli.api import index, query
 from mmsearch_cli.errors import ExitStatus, MmsError
 
 __version__ = "0.1.0"
 
-__all__ = ["ExitStatus", "MmsError", "__version__"]
+__all__ = ["ExitStatus", "MmsError", "__version__", "index", "query"]
