@@ -163,16 +163,22 @@ def query(
         rows = rerank_rows(text, rows, conf, spec=reranker, k=top)
     if not rows:
         raise NoResultsError("no results")
-    if fmt == "table" and not null:
-        console.print_table(rows)
-        if explain:
-            for row in rows:
-                parts = ", ".join(
-                    f"{s} #{v['rank']} ({v['score']:.3f})" for s, v in row["spaces"].items()
-                )
-                console.err.print(f"  {row['rank']:>3}  {parts}", markup=False)
+    emit(rows, fmt, null, explain=explain)
+
+
+def emit(rows: list[dict[str, typing.Any]], fmt: str, null: bool, *, explain: bool = False) -> None:
+    """Results to stdout: a table for people (with each space's rank under --explain),
+    or one of the machine formats."""
+    if fmt != "table" or null:
+        render(rows, fmt, sys.stdout.buffer, nul=null)
         return
-    render(rows, fmt, sys.stdout.buffer, nul=null)
+    console.print_table(rows)
+    if explain:
+        for row in rows:
+            parts = ", ".join(
+                f"{s} #{v['rank']} ({v['score']:.3f})" for s, v in row["spaces"].items()
+            )
+            sys.stdout.write(f"  {row['rank']:>3}  {parts}\n")
 
 
 def rerank(
@@ -215,10 +221,7 @@ def rerank(
     )
     if not out:
         raise NoResultsError("no results")
-    if fmt == "table" and not null:
-        console.print_table(out)
-        return
-    render(out, fmt, sys.stdout.buffer, nul=null)
+    emit(out, fmt, null)
 
 
 def read_jsonl_rows(stream: typing.BinaryIO) -> list[dict[str, typing.Any]]:
