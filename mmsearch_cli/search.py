@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -196,21 +197,41 @@ def search(reader: IndexReader, query: Query, settings: Settings, opts: SearchOp
             n: _visual_feedback(reader, n, hits, opts.feedback) for n, hits in per_space.items()
         }
     rank = _segment_hits if opts.segments else _file_hits
-    hits = rank(state, per_space, cosines, spaces, modality, len(state.segments), opts.rrf_k)
-    return _present(hits, opts.k)
+    # A file deleted since the last `mms index` is not offered: one stat per shown result.
+    return rank(state, per_space, cosines, spaces, modality, opts.k, opts.rrf_k, os.path.exists)
 
 
-def _present(hits: list[Hit], k: int) -> list[Hit]:
-    """The first k hits whose file still exists: a file deleted since the last
-    `mms index` is not offered (one stat per shown result, not per candidate)."""
-    out: list[Hit] = []
-    for hit in hits:
-        if os.path.exists(hit.path):
-            hit.rank = len(out) + 1
-            out.append(hit)
+def _fuse(
+    rankings: dict[str, list[str]],
+    scores: dict[str, dict[str, float]],
+    spaces: dict[str, LiveSpace],
+    modality: str,
+    rrf_k: float,
+) -> dict[str, float]:
+    """One space: its own cosines. Several: weighted RRF over their rankings."""
+    if len(rankings) == 1:
+        (space,) = rankings
+        return dict(scores[space])
+    weights = {s: spaces[s].weight.get(modality, 1.0) for s in rankings}
+    return weighted_rrf(rankings, weights, rrf_k)
+
+
+def _top(
+    fused: dict[str, float], k: int, path_of: Callable[[str], str],
+    exists: Callable[[str], bool] | None,
+) -> list[str]:  # fmt: skip
+    """The k best keys, skipping those whose file ``exists`` says is gone."""
+    out: list[str] = []
+    for key in sorted(fused, key=lambda key: -fused[key]):
+        if exists is None or exists(path_of(key)):
+            out.append(key)
             if len(out) == k:
                 break
     return out
+
+
+def _positions(rankings: dict[str, list[str]]) -> dict[str, dict[str, int]]:
+    return {s: {key: i for i, key in enumerate(keys, start=1)} for s, keys in rankings.items()}
 
 
 def feedback_space(state: IndexState) -> str | None:
@@ -255,6 +276,7 @@ def _file_hits(
     modality: str,
     k: int,
     rrf_k: float = RRF_K,
+    exists: Callable[[str], bool] | None = None,
 ) -> list[Hit]:
     """Best segment per file per space; then fuse the per-space file rankings."""
     segments, files = state.segments, state.files
@@ -271,20 +293,17 @@ def _file_hits(
                 seen[seg.file] = (sid, score)
         best[space] = seen
     rankings = {space: list(seen) for space, seen in best.items()}
-    if len(rankings) == 1:
-        (space,) = rankings
-        fused = {path: score for path, (_, score) in best[space].items()}
-    else:
-        weights = {s: spaces[s].weight.get(modality, 1.0) for s in rankings}
-        fused = weighted_rrf(rankings, weights, rrf_k)
-    order = sorted(fused, key=lambda p: -fused[p])[:k]
+    scores = {s: {path: sc for path, (_, sc) in seen.items()} for s, seen in best.items()}
+    fused = _fuse(rankings, scores, spaces, modality, rrf_k)
+    order = _top(fused, k, lambda path: path, exists)
+    position = _positions(rankings)
     out = []
     for rank, path in enumerate(order, start=1):
         per = {s: best[s][path] for s in best if path in best[s]}
         top_space = max(per, key=lambda s: per[s][1] * spaces[s].weight.get(modality, 1.0))
         seg = segments[per[top_space][0]]
         explain = {
-            s: {"rank": rankings[s].index(path) + 1, "score": round(cosines[s][sid], 4)}
+            s: {"rank": position[s][path], "score": round(cosines[s][sid], 4)}
             for s, (sid, _) in per.items()
         }
         out.append(_hit(rank, fused[path], seg, files[path], len(counts.get(path, ())), explain))
@@ -299,23 +318,21 @@ def _segment_hits(
     modality: str,
     k: int,
     rrf_k: float = RRF_K,
+    exists: Callable[[str], bool] | None = None,
 ) -> list[Hit]:
     segments, files = state.segments, state.files
     rankings = {s: [str(sid) for sid, _ in hits] for s, hits in per_space.items()}
     scored = {s: dict(hits) for s, hits in per_space.items()}
-    if len(rankings) == 1:
-        (space,) = rankings
-        fused = {str(sid): sc for sid, sc in scored[space].items()}
-    else:
-        weights = {s: spaces[s].weight.get(modality, 1.0) for s in rankings}
-        fused = weighted_rrf(rankings, weights, rrf_k)
-    order = sorted(fused, key=lambda key: -fused[key])[:k]
+    scores = {s: {str(sid): sc for sid, sc in hits.items()} for s, hits in scored.items()}
+    fused = _fuse(rankings, scores, spaces, modality, rrf_k)
+    order = _top(fused, k, lambda key: segments[int(key)].file, exists)
+    position = _positions(rankings)
     out = []
     for rank, key in enumerate(order, start=1):
         sid = int(key)
         seg = segments[sid]
         explain = {
-            s: {"rank": rankings[s].index(key) + 1, "score": round(cosines[s][sid], 4)}
+            s: {"rank": position[s][key], "score": round(cosines[s][sid], 4)}
             for s in rankings
             if sid in scored[s]
         }
