@@ -64,6 +64,8 @@ def describe(why: dict[str, Any], text: str = "", *, kind: str = "") -> str:
     tag_text = ", ".join(f"{k}: {v}" for k, v in meta.items() if v)
     if tag_text:
         parts.append(tag_text)
+    if float(why.get("adapter") or 0.0) >= 0.5:  # a drawing: the learned adapter placed it
+        parts.append(f"drawing-like, adapter {float(why['adapter']):.2f}")
     if kind in TEXT_KINDS and text:
         parts.insert(0, f"“{_clip(text, 100)}”")
     return "; ".join(parts) if parts else _clip(text, 100)

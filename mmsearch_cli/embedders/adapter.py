@@ -44,33 +44,52 @@ class AdapterWeights:
     def blend(self) -> float:
         return float(self.meta.get("blend", 0.0))
 
-    def blend_weights(self, maxprob: np.ndarray) -> np.ndarray:
-        """Per picture, the weight of the ConSE vector added to the adapter's: with a
-        learned gate, softplus(a * logit(top-1 probability) + c), so a confident ImageNet
-        reading (typical of photos) leans on ConSE and a doubtful one (drawings) on the
-        adapter; without one, the constant ``blend``."""
-        p = np.clip(np.asarray(maxprob, dtype=np.float64), 1e-6, 1 - 1e-6)
-        if "gate" not in self.meta:
-            return np.full(p.shape, self.blend, dtype=np.float32)
-        a, c = self.meta["gate"]
-        z = a * np.log(p / (1 - p)) + c
-        return np.logaddexp(0.0, z).astype(np.float32)
+    def in_domain(self, feats: np.ndarray) -> np.ndarray:
+        """Per picture, how far the adapter is trusted, in [0, 1]: about 1 for pictures
+        like its training drawings, falling to 0 for ones far outside them (photos), which
+        then keep their ConSE vector. The distance is the part of the standardised
+        features that the training pictures' top principal components cannot explain,
+        relative to the training mean: ``1 / (1 + (ratio / tau) ** power)``, with ``tau``
+        the 95th percentile on validation drawings (trust 0.5 there)."""
+        x = np.atleast_2d(feats).astype(np.float32)
+        if "domain_basis" not in self.arrays:
+            return np.ones(len(x), dtype=np.float32)
+        domain = self.meta["domain"]
+        z = (x - self.arrays["mean"]) / self.arrays["scale"]
+        basis = self.arrays["domain_basis"]  # (k, 1280), orthonormal rows
+        resid = ((z - (z @ basis.T) @ basis) ** 2).sum(axis=1) / domain["resid_mean"]
+        ratio = np.maximum(resid / domain["tau"], 0.0)
+        return (1.0 / (1.0 + ratio ** domain["power"])).astype(np.float32)
+
+    def combine(
+        self, adapter: np.ndarray, conse: np.ndarray, trust: np.ndarray, blend: float | None = None
+    ) -> np.ndarray:
+        """Unit vectors between ConSE (trust 0) and the drawing blend, adapter + ``blend``
+        x ConSE (trust 1). Interpolating, rather than adding the adapter, leaves a photo's
+        vector (and so its cosine to a query) as ConSE made it."""
+        blend = self.blend if blend is None else blend
+        drawing = l2_normalise(adapter + blend * conse) if blend else adapter
+        t = np.asarray(trust, dtype=np.float32)[:, None]
+        return l2_normalise((1.0 - t) * conse + t * drawing)
 
     def forward(self, feats: np.ndarray, plain_conse: np.ndarray | None = None) -> np.ndarray:
         """Unit (n, 384) adapter vectors from (n, 1280) features [+ (n, 384) class-only
-        ConSE vectors, if the network takes them]."""
+        ConSE vectors, if the network takes them]. With an ensemble (weights stacked on a
+        leading axis), the members' unit outputs are averaged."""
         a = self.arrays
         x = (np.atleast_2d(feats).astype(np.float32) - a["mean"]) / a["scale"]
         if self.conse_input:
             if plain_conse is None:
                 raise ValueError("this adapter takes the class-only ConSE vector as input")
             x = np.concatenate([x, np.atleast_2d(plain_conse).astype(np.float32)], axis=1)
-        out = x @ a["skip"] if "skip" in a else 0.0
-        if "w1" in a:
-            h = x @ a["w1"] + a["b1"]
-            h = np.maximum(h, 0.0)  # ReLU
-            out = out + h @ a["w2"] + a["b2"]
-        return l2_normalise(np.asarray(out))
+        w1, b1, w2, b2 = (a[k] for k in ("w1", "b1", "w2", "b2"))
+        if w1.ndim == 2:  # a single network
+            w1, b1, w2, b2 = w1[None], b1[None], w2[None], b2[None]
+        out = np.zeros((len(x), w2.shape[-1]), dtype=np.float32)
+        for m in range(len(w1)):
+            h = np.maximum(x @ w1[m] + b1[m], 0.0)  # ReLU
+            out += l2_normalise(h @ w2[m] + b2[m])
+        return l2_normalise(out)
 
 
 def load_weights(path: Path | None = None) -> AdapterWeights:
@@ -114,15 +133,18 @@ class AdapterImageEmbedder(Embedder):
         threads: int = 1,
         weights: str | None = None,
         blend: float | None = None,
+        gate: bool = True,
         conse: ConseImageEmbedder | None = None,
     ) -> None:
-        """``weights``: a candidate .npz instead of the shipped one; ``blend``: a constant
-        weight of the ConSE vector added to the adapter's (None: the shipped blend or
-        gate; 0: the adapter alone)."""
+        """``weights``: a candidate .npz instead of the shipped one; ``blend``: the weight
+        of the ConSE vector added to the adapter's for drawings (None: the shipped one);
+        ``gate``: False trusts the adapter on every picture (with ``blend`` 0: the adapter
+        alone)."""
         super().__init__()
         self.model_dir = model_dir
         self.weights_path = Path(weights) if weights else None
         self._blend = blend
+        self.gate = gate
         self.conse = conse or ConseImageEmbedder(model_dir=model_dir, threads=threads)
         self.classifier = self.conse.classifier
         self.text_embedder = self.conse.text_embedder
@@ -135,11 +157,9 @@ class AdapterImageEmbedder(Embedder):
         return self._weights
 
     @property
-    def blend(self) -> float | str:
-        """What is added of ConSE: a constant, or "gate" (per picture, learned)."""
-        if self._blend is not None:
-            return float(self._blend)
-        return "gate" if "gate" in self.weights.meta else self.weights.blend
+    def blend(self) -> float:
+        """The weight of the ConSE vector added to the (gated) adapter's."""
+        return self.weights.blend if self._blend is None else float(self._blend)
 
     def _load(self) -> None:
         self.conse.ensure_loaded()
@@ -159,15 +179,14 @@ class AdapterImageEmbedder(Embedder):
             plain = conse_vectors(
                 probs, self.conse._classes, self.conse.top_k, self.conse.temperature
             )
-        vectors = self.weights.forward(feats, plain)
-        if self._blend is None:
-            blend = self.weights.blend_weights(probs.max(axis=1))
-        else:
-            blend = np.full(len(vectors), self._blend, dtype=np.float32)
-        if blend.any():
-            full = np.stack([e.vector for e in conse_out])
-            vectors = l2_normalise(vectors + blend[:, None] * full)
-        return [Embedded(vector=v, why=e.why) for v, e in zip(vectors, conse_out, strict=True)]
+        trust = self.weights.in_domain(feats) if self.gate else np.ones(len(feats), np.float32)
+        conse = np.stack([e.vector for e in conse_out])
+        adapter = self.weights.forward(feats, plain)
+        vectors = self.weights.combine(adapter, conse, trust, self.blend)
+        return [
+            Embedded(vector=v, why=_with_trust(e.why, float(t)))
+            for v, e, t in zip(vectors, conse_out, trust, strict=True)
+        ]
 
     def embed_query_text(self, text: str) -> np.ndarray:
         """Text queries share MiniLM's space, so MiniLM embeds them."""
@@ -182,7 +201,11 @@ class AdapterImageEmbedder(Embedder):
             "dim": self.dim,
             "conse": conse["conse"],
             "adapter": self.weights.sha256[:12],
-            "blend": self.weights.meta.get("gate", self.weights.blend)
-            if self._blend is None
-            else self._blend,
+            "blend": self.blend,
+            "gate": self.gate,
         }
+
+
+def _with_trust(why: dict[str, Any], trust: float) -> dict[str, Any]:
+    """The ConSE reading, plus how much the drawing-trained adapter counted."""
+    return {**why, "adapter": round(trust, 2)}
