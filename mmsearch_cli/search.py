@@ -24,8 +24,9 @@ from mmsearch_cli.store.index import IndexReader
 from mmsearch_cli.store.state import FileRecord, IndexState, SegmentRecord
 
 # Image embedders whose text-query scores gain visual feedback (see ``fusion``): ConSE
-# reads pictures through ImageNet labels, so pictures that look alike share its errors.
-FEEDBACK_FOR = frozenset({"conse-minilm"})
+# reads pictures through ImageNet labels, so pictures that look alike share its errors;
+# the adapter keeps ConSE's vector for photos.
+FEEDBACK_FOR = frozenset({"conse-minilm", "adapter-minilm"})
 FEEDBACK_PICTURES = 32  # the top pictures re-scored (reading vectors costs ~0.2 ms each)
 
 
