@@ -60,6 +60,17 @@ def check_compatible(recorded: SpaceInfo, live: LiveSpace) -> None:
             f"{current.dim}-d",
             hint="re-index into a new --index, or run `mms index --rebuild`",
         )
+    changed = [
+        f"{modality}: {recorded.encoders.get(modality)} -> {name}"
+        for modality, name in current.encoders.items()
+        if recorded.encoders.get(modality, name) != name
+    ]
+    if changed:  # e.g. an index built when ConSE embedded pictures, with today's profile
+        raise MismatchError(
+            f"space '{recorded.name}' was built with other embedders ({', '.join(changed)})",
+            hint="index without --profile to keep the index's own setup, or `mms index "
+            "--rebuild` to re-embed with this one",
+        )
     for name, fp in recorded.fingerprints.items():
         now = current.fingerprints.get(name)
         if now is not None and _core(now) != _core(fp):

@@ -187,6 +187,39 @@ def test_another_model_setup_on_the_same_index_is_refused(tree: tuple[Path, Path
     assert res.code == 8 and "re-index" in res.err
 
 
+def test_an_index_built_with_conse_for_pictures_keeps_working_until_rebuilt(
+    tree: tuple[Path, Path],
+) -> None:
+    """Indexes from before the adapter became the default keep their own embedders; only
+    asking for today's profile on them is refused, and --rebuild moves them over."""
+    from mmsearch_cli.config import load_settings
+    from mmsearch_cli.embedders import registry
+
+    root, index = tree
+    summary(root, "--index", index)
+    sidecar = index / "sidecar.json"
+    data = json.loads(sidecar.read_text())
+    text = data["spaces"]["text"]
+    assert text["encoders"]["image"] == "adapter-minilm"
+    text["encoders"]["image"] = "conse-minilm"  # as the previous default wrote it
+    del text["fingerprints"]["adapter-minilm"]
+    text["fingerprints"]["conse-minilm"] = registry.create(
+        "conse-minilm", load_settings()
+    ).fingerprint()
+    sidecar.write_text(json.dumps(data))
+    again = summary(root, "--index", index)  # no --profile: the index's own setup
+    assert again["added"] == 0 and again["updated"] == 0
+    res = invoke("query", "a hammer", "-k", "3", "--format", "paths", "--index", index)
+    assert res.code == 0 and b"hammer" in res.out
+    res = invoke("index", root, "--index", index, "--profile", "builtin")
+    assert res.code == 8 and "conse-minilm -> adapter-minilm" in res.err and "--rebuild" in res.err
+    rebuilt = summary(root, "--index", index, "--profile", "builtin", "--rebuild")
+    assert rebuilt["added"] + rebuilt["updated"] >= 10
+    assert json.loads(sidecar.read_text())["spaces"]["text"]["encoders"]["image"] == (
+        "adapter-minilm"
+    )
+
+
 def test_sigkill_mid_run_leaves_a_loadable_index_and_the_next_run_completes(
     tmp_path: Path,
 ) -> None:
