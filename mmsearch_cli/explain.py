@@ -1,7 +1,8 @@
 """Human-readable "why" lines, and the text surrogates a cross-encoder reads.
 
 Both come from what the embedders recorded about a segment (``SegmentRecord.why``):
-ImageNet labels with probabilities, dominant colours and OCR words for pictures, AudioSet
+ImageNet labels with probabilities (or, for drawings, the adapter's nearest words),
+dominant colours and OCR words for pictures, AudioSet
 tags for sounds, file tags (ID3/Vorbis title, artist, genre) for media files.
 """
 
@@ -48,10 +49,19 @@ def _colours(why: dict[str, Any], n: int) -> list[str]:
     return [str(c[0] if isinstance(c, list | tuple) else c) for c in why.get("colours") or []][:n]
 
 
+def _drawing(why: dict[str, Any]) -> bool:
+    """A picture the learned adapter read (a drawing), not ConSE's ImageNet labels."""
+    return bool(why.get("seen")) and float(why.get("adapter") or 0.0) >= 0.5
+
+
 def describe(why: dict[str, Any], text: str = "", *, kind: str = "") -> str:
-    """One line: labels, colours, OCR words, sound tags, file tags, or the text itself."""
+    """One line: labels (for a drawing, the adapter's nearest words), colours, OCR words,
+    sound tags, file tags, or the text itself."""
     parts: list[str] = []
-    if why.get("labels"):
+    if _drawing(why):
+        parts.append(f"drawing of {_pairs(why['seen'], 3, floor=0.0)} (adapter "
+                     f"{float(why['adapter']):.2f})")  # fmt: skip
+    elif why.get("labels"):
         parts.append(_pairs(why["labels"], 3))
     if colours := _colours(why, 3):
         parts.append("colours: " + ", ".join(colours))
@@ -64,8 +74,6 @@ def describe(why: dict[str, Any], text: str = "", *, kind: str = "") -> str:
     tag_text = ", ".join(f"{k}: {v}" for k, v in meta.items() if v)
     if tag_text:
         parts.append(tag_text)
-    if float(why.get("adapter") or 0.0) >= 0.5:  # a drawing: the learned adapter placed it
-        parts.append(f"drawing-like, adapter {float(why['adapter']):.2f}")
     if kind in TEXT_KINDS and text:
         parts.insert(0, f"“{_clip(text, 100)}”")
     return "; ".join(parts) if parts else _clip(text, 100)
@@ -88,7 +96,10 @@ def surrogate(why: dict[str, Any], text: str) -> str:
     if text:
         return text
     bits: list[str] = []
-    if why.get("labels"):
+    if _drawing(why):
+        names = [str(w[0]) for w in why["seen"][:2]]
+        bits.append("a drawing of " + " or ".join(_article(n) for n in names))
+    elif why.get("labels"):
         names = _names(why["labels"], 3, SURROGATE_MIN)
         photo = "a photo of " + " or ".join(_article(n) for n in names)
         # The top class's dictionary sentence gives the cross-encoder words a query uses.

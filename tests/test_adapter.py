@@ -20,7 +20,7 @@ from mmsearch_cli.embedders import registry
 from mmsearch_cli.embedders.adapter import AdapterImageEmbedder, load_weights
 from mmsearch_cli.embedders.conse import ConseImageEmbedder
 from mmsearch_cli.embedders.minilm import shared_minilm
-from mmsearch_cli.explain import describe
+from mmsearch_cli.explain import describe, surrogate
 from mmsearch_cli.items import MediaItem
 from tests.conftest import CORPUS, ROOT, SAMPLE
 
@@ -171,8 +171,12 @@ def test_drawings_get_the_adapter_and_photos_keep_conse() -> None:
     out_drawing, out_photo, out_cow = embedder.embed([item(drawing()), item(photo), item(cow)])
     assert out_drawing.why["adapter"] > 0.5
     assert out_cow.why["adapter"] < 0.1
-    assert "drawing-like" in describe(out_drawing.why)
-    assert "drawing-like" not in describe(out_cow.why)
+    # "why" names what the adapter reads a drawing as, where ImageNet labels are wrong.
+    seen = [word for word, _ in out_drawing.why["seen"]]
+    assert seen[0] == "red apple", out_drawing.why
+    assert describe(out_drawing.why).startswith("drawing of red apple")
+    assert surrogate(out_drawing.why, "").startswith("a drawing of a red apple")
+    assert "seen" not in out_cow.why and describe(out_cow.why).startswith("ox ")
     assert {"labels", "colours", "ocr", "adapter"} <= set(out_photo.why)
     query = shared_minilm(MODEL_DIR).embed_query_text("a red apple")
     conse = ConseImageEmbedder(model_dir=MODEL_DIR).embed([item(drawing())])[0].vector

@@ -397,6 +397,16 @@ def iconify_items(cache: Path) -> list[dict[str, Any]]:
     return emoji + icons
 
 
+def write_vocabulary(cache: Path, repo: Path) -> Path:
+    """The words the adapter explains drawings with (``mms query --explain``): every emoji's
+    CLDR name, English, from ``emojibase-data`` (MIT). Package data, a few tens of kB."""
+    words_ = sorted({emoji_caption(e["label"]) for e in emoji_names(cache)})
+    out = repo / "mmsearch_cli" / "data" / "drawing_words.json"
+    payload = {"source": f"CLDR emoji names from npm {EMOJI_NAMES} (MIT)", "words": words_}
+    out.write_text(json.dumps(payload, ensure_ascii=False, indent=0) + "\n")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache-dir", type=Path, default=default_cache_dir())
@@ -414,6 +424,7 @@ def main() -> None:
     if not args.no_emoji:
         items += emoji_items(cache)
         items += iconify_items(cache)
+        print(f"vocabulary -> {write_vocabulary(cache, repo)}", file=sys.stderr)
     with (cache / "items.jsonl").open("w") as fh:
         for item in items:
             fh.write(json.dumps(item, ensure_ascii=False) + "\n")

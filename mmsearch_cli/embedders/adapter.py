@@ -22,10 +22,14 @@ import numpy as np
 
 from mmsearch_cli.embedders.base import Embedder, l2_normalise
 from mmsearch_cli.embedders.conse import ConseImageEmbedder, conse_vectors
+from mmsearch_cli.embedders.minilm import cached_embeddings
 from mmsearch_cli.errors import ModelUnavailableError
 from mmsearch_cli.items import Embedded, InputModality, MediaItem
 
 WEIGHTS = "data/adapter_minilm.npz"
+WORDS = "data/drawing_words.json"  # CLDR emoji names: what "why" says a drawing shows
+SEEN_FROM_TRUST = 0.5  # below this, a picture is read as a photo and ConSE's labels explain it
+SEEN_WORDS = 3
 
 
 class AdapterWeights:
@@ -149,6 +153,8 @@ class AdapterImageEmbedder(Embedder):
         self.classifier = self.conse.classifier
         self.text_embedder = self.conse.text_embedder
         self._weights: AdapterWeights | None = None
+        self._words: list[str] = []
+        self._word_matrix: np.ndarray | None = None
 
     @property
     def weights(self) -> AdapterWeights:
@@ -164,6 +170,18 @@ class AdapterImageEmbedder(Embedder):
     def _load(self) -> None:
         self.conse.ensure_loaded()
         _ = self.weights
+        data = json.loads(resources.files("mmsearch_cli").joinpath(WORDS).read_text())
+        self._words = list(data["words"])
+        prefix = self.model_dir / "adapter" / "words"
+        self._word_matrix = cached_embeddings(self.text_embedder, self._words, prefix)
+
+    def seen(self, adapter: np.ndarray) -> list[list[Any]]:
+        """The vocabulary words nearest an adapter vector, with cosines: what the adapter
+        reads a drawing as ("red apple 0.71"), where ImageNet labels are usually wrong."""
+        assert self._word_matrix is not None
+        sims = self._word_matrix @ adapter
+        top = np.argsort(-sims)[:SEEN_WORDS]
+        return [[self._words[i], round(float(sims[i]), 2)] for i in top]
 
     def embed(self, items: Sequence[MediaItem]) -> list[Embedded]:
         self.ensure_loaded()
@@ -183,10 +201,13 @@ class AdapterImageEmbedder(Embedder):
         conse = np.stack([e.vector for e in conse_out])
         adapter = self.weights.forward(feats, plain)
         vectors = self.weights.combine(adapter, conse, trust, self.blend)
-        return [
-            Embedded(vector=v, why=_with_trust(e.why, float(t)))
-            for v, e, t in zip(vectors, conse_out, trust, strict=True)
-        ]
+        out = []
+        for v, a, e, t in zip(vectors, adapter, conse_out, trust.tolist(), strict=True):
+            why = {**e.why, "adapter": round(t, 2)}
+            if t >= SEEN_FROM_TRUST:
+                why["seen"] = self.seen(a)
+            out.append(Embedded(vector=v, why=why))
+        return out
 
     def embed_query_text(self, text: str) -> np.ndarray:
         """Text queries share MiniLM's space, so MiniLM embeds them."""
@@ -204,8 +225,3 @@ class AdapterImageEmbedder(Embedder):
             "blend": self.blend,
             "gate": self.gate,
         }
-
-
-def _with_trust(why: dict[str, Any], trust: float) -> dict[str, Any]:
-    """The ConSE reading, plus how much the drawing-trained adapter counted."""
-    return {**why, "adapter": round(trust, 2)}

@@ -9,10 +9,6 @@ the shared corpus's text-to-image queries (numbers in its docstring).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +23,7 @@ from mmsearch_cli.embedders.classifier import (
     shared_classifier,
     top_classes,
 )
-from mmsearch_cli.embedders.minilm import MiniLMEmbedder, shared_minilm
+from mmsearch_cli.embedders.minilm import MiniLMEmbedder, cached_embeddings, shared_minilm
 from mmsearch_cli.embedders.ocr import OcrReader
 from mmsearch_cli.items import Embedded, InputModality, MediaItem
 
@@ -135,19 +131,8 @@ class ConseImageEmbedder(Embedder):
     def class_matrix(self) -> np.ndarray:
         """(1000, 384) MiniLM embeddings of the class texts, cached as .npy in the model dir
         under a key of the texts and the MiniLM fingerprint (~9 s to compute, once)."""
-        texts = self.class_texts()
-        key = json.dumps([texts, self.text_embedder.fingerprint()], sort_keys=True)
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        path = self.model_dir / "conse" / f"classes-{self.wording}-{digest}.npy"
-        if path.is_file():
-            return np.load(path)
-        matrix = self.text_embedder.embed_texts(texts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, matrix)
-        os.replace(tmp, path)
-        return matrix
+        prefix = self.model_dir / "conse" / f"classes-{self.wording}"
+        return cached_embeddings(self.text_embedder, self.class_texts(), prefix)
 
     def _phrase_vector(self, text: str) -> np.ndarray | None:
         if not text:

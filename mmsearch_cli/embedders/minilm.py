@@ -9,6 +9,10 @@ does the mean pooling and L2 normalisation itself.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -108,6 +112,23 @@ class MiniLMEmbedder(Embedder):
             "max_tokens": meta["max_tokens"],
             "pooling": "mean, normalised",
         }
+
+
+def cached_embeddings(embedder: MiniLMEmbedder, texts: list[str], path_prefix: Path) -> np.ndarray:
+    """(n, 384) embeddings of fixed ``texts``, cached as ``{path_prefix}-{digest}.npy`` under a
+    key of the texts and the model's fingerprint, written atomically (computed once)."""
+    key = json.dumps([texts, embedder.fingerprint()], sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    path = path_prefix.with_name(f"{path_prefix.name}-{digest}.npy")
+    if path.is_file():
+        return np.load(path)
+    matrix = embedder.embed_texts(texts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+    with os.fdopen(fd, "wb") as fh:
+        np.save(fh, matrix)
+    os.replace(tmp, path)
+    return matrix
 
 
 @functools.cache

@@ -45,7 +45,7 @@ REGISTRY: dict[str, EmbedderEntry] = {
             "adapter-minilm", "mmsearch_cli.embedders.adapter:AdapterImageEmbedder", "text",
             ("image",), 384,
             "EfficientNet-Lite0 features via our adapter (data/adapter_minilm.npz, trained on "
-            "public clip art, emoji and icons) for drawings; photos keep ConSE", "MIT",
+            "public clip art and emoji) for drawings; photos keep ConSE", "MIT",
         ),
         EmbedderEntry(
             "effnet-lite0-features", "mmsearch_cli.embedders.visual:VisualEmbedder", "visual",
