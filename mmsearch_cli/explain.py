@@ -50,8 +50,9 @@ def _colours(why: dict[str, Any], n: int) -> list[str]:
 
 
 def _drawing(why: dict[str, Any]) -> bool:
-    """A picture the learned adapter read (a drawing), not ConSE's ImageNet labels."""
-    return bool(why.get("seen")) and float(why.get("adapter") or 0.0) >= 0.5
+    """A picture the learned adapter read (a drawing), not ConSE's ImageNet labels: the
+    adapter records ``seen`` words only for those (``adapter.SEEN_FROM_TRUST``)."""
+    return bool(why.get("seen"))
 
 
 def describe(why: dict[str, Any], text: str = "", *, kind: str = "") -> str:
