@@ -179,6 +179,45 @@ def view_features(cache: Path, items: list[dict[str, Any]], view: int) -> dict[s
     return {"feats": feats, "plain": plain, "maxprob": maxprob, "ok": ok}
 
 
+def named_view_features(cache: Path, items: list[dict[str, Any]], views: tuple[str, ...]
+                        ) -> dict[str, Any]:  # fmt: skip
+    """``{view}_feats`` and class-only ``{view}_plain`` ConSE vectors of each named
+    classifier view (``classifier.VIEWS``: "pad", "mirror") through the runtime call, one
+    decode per picture for all of them."""
+    from mmsearch_cli.embedders.conse import conse_vectors
+
+    embedder = ConseImageEmbedder(model_dir=model_dir())
+    key = _key([i["id"] for i in items], embedder.fingerprint(), "named", list(views))
+    path = cache / f"named-{key}.npz"
+    if path.is_file():
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    classes = embedder.class_matrix()
+    n = len(items)
+    out = {f"{v}_{k}": np.zeros((n, d), np.float32) for v in views
+           for k, d in (("feats", 1280), ("plain", 384))}  # fmt: skip
+    start = time.time()
+    for lo in range(0, n, 16):
+        rows, images = [], []
+        for i in range(lo, min(lo + 16, n)):
+            try:
+                images.append(load_image(Path(items[i]["path"]), max_pixels=MAX_PIXELS))
+                rows.append(i)
+            except MediaError:
+                continue
+        for view in views if images else ():
+            probs, f = embedder.classifier.classify_images(images, view=view)
+            out[f"{view}_feats"][rows] = f
+            out[f"{view}_plain"][rows] = conse_vectors(
+                probs, classes, embedder.top_k, embedder.temperature
+            )
+        if lo % 1600 == 0:
+            print(f"views {'+'.join(views)}: {lo}/{n} ({time.time() - start:.0f} s)",
+                  file=sys.stderr)  # fmt: skip
+    np.savez(path, **out)
+    return out
+
+
 def text_embeddings(cache: Path, texts: list[str]) -> np.ndarray:
     """MiniLM embeddings (unit rows) of the texts, cached."""
     minilm = shared_minilm(model_dir())

@@ -35,6 +35,7 @@ from common import (
     family,
     image_features,
     load_items,
+    named_view_features,
     retrieval,
     split,
     text_embeddings,
@@ -56,6 +57,9 @@ SUBSET_SIZE = 200
 # (0.609 -> 0.573), so they are left out by default.
 FAMILIES = ("clipart", "emoji")
 BLENDS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+# Classifier views besides the centre crop, trained on and averaged at run time: the whole
+# picture letterboxed and the mirrored crop (held-out clip art R@10 0.605 -> 0.636 alone).
+TTA_VIEWS = ("pad", "mirror")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,7 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--families", default=",".join(FAMILIES),
                    help="picture families to train and test on: clipart, emoji, icon")  # fmt: skip
     p.add_argument("--views", type=int, default=0,
-                   help="augmented views per picture (1 view: no gain on validation)")  # fmt: skip
+                   help="random augmented views per picture (1: no gain on val)")  # fmt: skip
+    p.add_argument("--tta", default=",".join(TTA_VIEWS),
+                   help="named classifier views trained on, averaged at run time")  # fmt: skip
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=0.05)
@@ -89,7 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def prepare(cache: Path, views: int = 0, families: tuple[str, ...] = FAMILIES) -> dict[str, Any]:
+def prepare(cache: Path, views: int = 0, families: tuple[str, ...] = FAMILIES,
+            tta: tuple[str, ...] = TTA_VIEWS) -> dict[str, Any]:  # fmt: skip
     if not (cache / "items.jsonl").is_file():
         subprocess.run([sys.executable, str(Path(__file__).with_name("fetch_data.py")),
                         "--cache-dir", str(cache)], check=True)  # fmt: skip
@@ -111,7 +118,15 @@ def prepare(cache: Path, views: int = 0, families: tuple[str, ...] = FAMILIES) -
         "query_vecs": vectors[[index[it["query"]] for it in items]],
         "part": split(items),
         "views": [by_family(view_features, cache, items, v) for v in range(1, views + 1)],
+        "named": by_family(named_view_features, cache, items, tta) if tta else {},
     }
+
+
+def view_arrays(data: dict[str, Any], view: str) -> dict[str, np.ndarray]:
+    """``feats`` and class-only ``plain`` ConSE vectors of a named view ("crop": as indexed)."""
+    if view == "crop":
+        return {"feats": data["feats"], "plain": data["plain"]}
+    return {"feats": data["named"][f"{view}_feats"], "plain": data["named"][f"{view}_plain"]}
 
 
 def build_model(in_dim: int, args: argparse.Namespace) -> Any:
@@ -182,8 +197,13 @@ def export(models: list[Any], mean: np.ndarray, scale: np.ndarray, meta: dict[st
 
 
 def adapter_vectors(weights: AdapterWeights, data: dict[str, Any], rows: np.ndarray) -> np.ndarray:
-    plain = data["plain"][rows] if weights.conse_input else None
-    return weights.forward(data["feats"][rows], plain)
+    """The adapter's reading averaged over its views, as at run time for trusted pictures."""
+    readings = []
+    for view in weights.views:
+        arrays = view_arrays(data, view)
+        plain = arrays["plain"][rows] if weights.conse_input else None
+        readings.append((arrays["feats"][rows], plain))
+    return weights.forward_views(readings)
 
 
 def evaluate(
@@ -220,7 +240,11 @@ def subset_scores(weights: AdapterWeights, arrays: dict[str, np.ndarray], captio
     queries = sorted(set(keys))
     targets = [{i for i, k in enumerate(keys) if k == q} for q in queries]
     q = np.stack([query_vecs[keys.index(k)] for k in queries])
-    adapter = weights.forward(f32["feats"], f32["plain"] if weights.conse_input else None)
+    prefix = {v: "" if v == "crop" else f"{v}_" for v in weights.views}
+    adapter = weights.forward_views([
+        (f32[f"{prefix[v]}feats"], f32[f"{prefix[v]}plain"] if weights.conse_input else None)
+        for v in weights.views
+    ])  # fmt: skip
     shipped = weights.combine(adapter, f32["conse"], weights.in_domain(f32["feats"]))
     return {
         "conse": retrieval(q, f32["conse"], targets),
@@ -234,6 +258,7 @@ def export_subset(weights: AdapterWeights, data: dict[str, Any], sha256: str) ->
     rows = np.array([r for r in rows if family(data["items"][r]) == "clipart"])
     pick = np.sort(np.random.default_rng(SPLIT_SEED).choice(rows, SUBSET_SIZE, replace=False))
     arrays = {k: data[k][pick].astype(np.float16) for k in ("feats", "plain", "conse")}
+    arrays.update({k: v[pick].astype(np.float16) for k, v in data["named"].items()})
     captions = [data["items"][r]["query"] for r in pick]
     scores = subset_scores(weights, arrays, captions, data["query_vecs"][pick])
     meta = {"adapter_sha256": sha256, "captions": captions, "scores": scores,
@@ -258,7 +283,8 @@ def train(data: dict[str, Any], args: argparse.Namespace, parts: tuple[str, ...]
     scale = data["feats"][rows].std(axis=0) + 1e-3
     if args.global_scale:
         scale = np.full_like(scale, float(np.sqrt((scale**2).mean())))
-    views = [data, *data["views"]]  # view 0: the picture as indexed; then augmented ones
+    # View 0: the picture as indexed; then the named views, then random augmented ones.
+    views = [view_arrays(data, v) for v in ("crop", *args.tta_views)] + data["views"]
     xs = []
     for view in views:
         x = (view["feats"][rows] - mean) / scale
@@ -279,7 +305,8 @@ def train(data: dict[str, Any], args: argparse.Namespace, parts: tuple[str, ...]
         "seed": args.seed, "epochs": epochs, "lr": args.lr, "batch": args.batch,
         "weight_decay": args.weight_decay, "dropout": args.dropout,
         "input_dropout": args.input_dropout, "global_scale": args.global_scale,
-        "temperature": args.temperature, "train_pictures": len(rows), "views": len(views) - 1,
+        "temperature": args.temperature, "train_pictures": len(rows),
+        "views": ["crop", *args.tta_views], "augmented_views": len(data["views"]),
     }  # fmt: skip
     history = []
     for epoch in range(1, epochs + 1):
@@ -335,7 +362,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.time()
     families = tuple(args.families.split(","))
-    data = prepare(args.cache_dir.expanduser(), args.views, families)
+    args.tta_views = tuple(v for v in args.tta.split(",") if v)
+    data = prepare(args.cache_dir.expanduser(), args.views, families, args.tta_views)
     counts = {p: int(((data["part"] == p) & data["ok"]).sum()) for p in ("train", "val", "test")}
     print(f"pictures: {counts} ({time.time() - started:.0f} s to prepare)", file=sys.stderr)
     parts = ("train", "val") if args.final else ("train",)

@@ -5,7 +5,9 @@ classifier's penultimate features (and the class-only ConSE vector) to MiniLM's 
 space, trained with InfoNCE on public-domain captioned clip art (Debian openclipart,
 Kenney CC0 sprites; ``data/ADAPTER_MODEL_CARD.md``). Its output is added to the full ConSE
 vector (classes, colours, OCR) with a shipped blend weight, so ImageNet knowledge is kept
-where it is strong. The weights are a numpy ``.npz``: no torch at query or index time.
+where it is strong. For pictures it trusts (drawings), it averages its reading of three
+views: the centre square, the whole picture letterboxed, and the mirrored centre. The
+weights are a numpy ``.npz``: no torch at query or index time.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ WEIGHTS = "data/adapter_minilm.npz"
 WORDS = "data/drawing_words.json"  # CLDR emoji names: what "why" says a drawing shows
 SEEN_FROM_TRUST = 0.5  # below this, a picture is read as a photo and ConSE's labels explain it
 SEEN_WORDS = 3
+# Below this trust a picture's vector is over 99% ConSE, so the adapter's extra views (two
+# more classifier passes) are not worth their cost: photos pay for one pass, as before.
+VIEWS_FROM_TRUST = 0.01
 
 
 class AdapterWeights:
@@ -47,6 +52,13 @@ class AdapterWeights:
     @property
     def blend(self) -> float:
         return float(self.meta.get("blend", 0.0))
+
+    @property
+    def views(self) -> tuple[str, ...]:
+        """The classifier views (``classifier.VIEWS``) whose readings are averaged; the
+        first is always "crop", the one every other embedder sees."""
+        views = self.meta.get("views")
+        return tuple(views) if isinstance(views, list) else ("crop",)
 
     def in_domain(self, feats: np.ndarray) -> np.ndarray:
         """Per picture, how far the adapter is trusted, in [0, 1]: about 1 for pictures
@@ -94,6 +106,12 @@ class AdapterWeights:
             h = np.maximum(x @ w1[m] + b1[m], 0.0)  # ReLU
             out += l2_normalise(h @ w2[m] + b2[m])
         return l2_normalise(out)
+
+    def forward_views(self, views: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray:
+        """Unit adapter vectors averaged over views: (features, class-only ConSE) per view,
+        in the order of ``self.views``."""
+        readings = [self.forward(f, p) for f, p in views]
+        return l2_normalise(np.sum(readings, axis=0))
 
 
 def load_weights(path: Path | None = None) -> AdapterWeights:
@@ -191,15 +209,20 @@ class AdapterImageEmbedder(Embedder):
         analyses = self.classifier.analyse(items)  # memoised: no second forward pass
         feats = np.stack([f for _, f in analyses])
         probs = np.stack([p for p, _ in analyses])
-        plain = None
-        if self.weights.conse_input:
-            assert self.conse._classes is not None
-            plain = conse_vectors(
-                probs, self.conse._classes, self.conse.top_k, self.conse.temperature
-            )
         trust = self.weights.in_domain(feats) if self.gate else np.ones(len(feats), np.float32)
         conse = np.stack([e.vector for e in conse_out])
-        adapter = self.weights.forward(feats, plain)
+        adapter = self.weights.forward(feats, self._plain(probs))
+        extra = self.weights.views[1:]
+        todo = np.flatnonzero(trust >= VIEWS_FROM_TRUST)
+        if extra and len(todo):
+            images = [items[int(i)].payload for i in todo]
+            readings: list[tuple[np.ndarray, np.ndarray | None]] = [
+                (feats[todo], self._plain(probs[todo]))
+            ]
+            for view in extra:
+                p, f = self.classifier.classify_images(images, view=view)
+                readings.append((f, self._plain(p)))
+            adapter[todo] = self.weights.forward_views(readings)
         vectors = self.weights.combine(adapter, conse, trust, self.blend)
         out = []
         for v, a, e, t in zip(vectors, adapter, conse_out, trust.tolist(), strict=True):
@@ -208,6 +231,13 @@ class AdapterImageEmbedder(Embedder):
                 why["seen"] = self.seen(a)
             out.append(Embedded(vector=v, why=why))
         return out
+
+    def _plain(self, probs: np.ndarray) -> np.ndarray | None:
+        """The class-only ConSE vectors the network takes as input, if it takes them."""
+        if not self.weights.conse_input:
+            return None
+        assert self.conse._classes is not None
+        return conse_vectors(probs, self.conse._classes, self.conse.top_k, self.conse.temperature)
 
     def embed_query_text(self, text: str) -> np.ndarray:
         """Text queries share MiniLM's space, so MiniLM embeds them."""
@@ -224,4 +254,5 @@ class AdapterImageEmbedder(Embedder):
             "adapter": self.weights.sha256[:12],
             "blend": self.blend,
             "gate": self.gate,
+            "views": list(self.weights.views),
         }

@@ -22,9 +22,25 @@ from mmsearch_cli.onnx_session import open_session
 
 DEFAULT_VARIANT = "efficientnet-lite0"
 MEMO_KEY = "effnet"
+# What the network is shown of a picture: the centre square (as indexed), the whole picture
+# letterboxed on white (a centre crop cuts the ends off a wide drawing), or the centre square
+# mirrored. The image adapter averages its reading over the views its weights name.
+VIEWS = ("crop", "pad", "mirror")
 
 
-def preprocess(img: Image.Image, size: int, crop: float = 1.0) -> np.ndarray:
+def pad_square(img: Image.Image) -> Image.Image:
+    """The whole picture centred on a white square (decoders composite alpha on white)."""
+    img = img.convert("RGB") if img.mode != "RGB" else img
+    width, height = img.size
+    if width == height:
+        return img
+    side = max(width, height)
+    canvas = Image.new("RGB", (side, side), (255, 255, 255))
+    canvas.paste(img, ((side - width) // 2, (side - height) // 2))
+    return canvas
+
+
+def preprocess(img: Image.Image, size: int, crop: float = 1.0, view: str = "crop") -> np.ndarray:
     """RGB -> (3, size, size) float32 in [-1, 1], the range EfficientNet-Lite was trained on.
 
     The shorter side is resized to ``size`` and the centre cropped (``crop`` < 1 keeps
@@ -32,8 +48,12 @@ def preprocess(img: Image.Image, size: int, crop: float = 1.0) -> np.ndarray:
     better on the corpus). Bicubic, as in the reference preprocessing: on the corpus it
     gave slightly surer top-1s and ConSE nDCG@10 0.700 against bilinear's 0.695, for
     6 ms instead of 3.6 ms on a 1024 px photo (0.9 ms on 320 px). Only the crop box is
-    resampled.
+    resampled. ``view`` is one of ``VIEWS``.
     """
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}")
+    if view == "pad":
+        img = pad_square(img)
     if img.mode != "RGB":
         img = img.convert("RGB")
     width, height = img.size
@@ -42,7 +62,10 @@ def preprocess(img: Image.Image, size: int, crop: float = 1.0) -> np.ndarray:
     box = (left, top, left + side, top + side)
     small = img.resize((size, size), Image.Resampling.BICUBIC, box=box)
     x = np.asarray(small, dtype=np.float32) / 127.5 - 1.0  # (x/255 - 0.5) / 0.5
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    x = x.transpose(2, 0, 1)
+    if view == "mirror":
+        x = x[:, :, ::-1]
+    return np.ascontiguousarray(x)
 
 
 @functools.cache
@@ -112,14 +135,19 @@ class ImageClassifier:
             )
         return self._session
 
-    def classify_images(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities (n, 1000) and features (n, 1280), float32, in batches."""
+    def classify_images(
+        self, images: Sequence[Image.Image], view: str = "crop"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities (n, 1000) and features (n, 1280), float32, in batches, of ``view``."""
         session = self._ensure_session()
         size = int(self.meta()["image_size"])
         probs, feats = [], []
         for start in range(0, len(images), self.batch_size):
             batch = np.stack(
-                [preprocess(im, size, self.crop) for im in images[start : start + self.batch_size]]
+                [
+                    preprocess(im, size, self.crop, view)
+                    for im in images[start : start + self.batch_size]
+                ]
             )
             p, f = session.run(None, {"pixels": batch})
             probs.append(p)
