@@ -109,14 +109,13 @@ def test_reproduces_recorded_held_out_numbers() -> None:
     # The adapter's reading of each view it averages ("crop" is the picture as indexed).
     prefix = {v: "" if v == "crop" else f"{v}_" for v in weights.views}
     assert weights.views[0] == "crop" and len(weights.views) == len(weights.meta["views"])
-    adapter = weights.forward_views(
-        [(arrays[f"{prefix[v]}feats"], arrays[f"{prefix[v]}plain"]) for v in weights.views]
-    )
+    readings = [(arrays[f"{prefix[v]}feats"], arrays[f"{prefix[v]}plain"]) for v in weights.views]
+    adapter = weights.forward_views(readings)
     trust = weights.in_domain(arrays["feats"])
     variants = {
         "conse": arrays["conse"],
         "adapter": adapter,
-        "shipped": weights.combine(adapter, arrays["conse"], trust),
+        "shipped": weights.combine(weights.gated_reading(readings, trust), arrays["conse"], trust),
     }
     for name, vectors in variants.items():
         recall, mrr = recall_mrr(q, vectors, targets)
@@ -233,3 +232,14 @@ def test_extra_views_only_for_trusted_pictures(monkeypatch: pytest.MonkeyPatch) 
     # One pass for both, then the two extra views for the drawing only: photos pay as before.
     assert calls == [("crop", 2), ("pad", 1), ("mirror", 1)]
     assert out_drawing.why["adapter"] > 0.5 and out_cow.why["adapter"] < VIEWS_FROM_TRUST
+    # Training and the held-out test score pictures with gated_reading on every view's
+    # inputs; it gives the embedder's vectors.
+    weights, pictures = embedder.weights, [drawing(), cow]
+    readings = []
+    for view in weights.views:
+        probs, feats = real(pictures, view=view)
+        readings.append((feats, embedder._plain(probs)))
+    trust = weights.in_domain(readings[0][0])
+    conse = np.stack([e.vector for e in embedder.conse.embed([item(p) for p in pictures])])
+    vectors = weights.combine(weights.gated_reading(readings, trust), conse, trust)
+    assert np.allclose(vectors, [out_drawing.vector, out_cow.vector], atol=1e-5)

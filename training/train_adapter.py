@@ -196,14 +196,15 @@ def export(models: list[Any], mean: np.ndarray, scale: np.ndarray, meta: dict[st
     return buf.getvalue()
 
 
-def adapter_vectors(weights: AdapterWeights, data: dict[str, Any], rows: np.ndarray) -> np.ndarray:
-    """The adapter's reading averaged over its views, as at run time for trusted pictures."""
+def view_readings(weights: AdapterWeights, data: dict[str, Any], rows: np.ndarray
+                  ) -> list[tuple[np.ndarray, np.ndarray | None]]:  # fmt: skip
+    """(features, class-only ConSE) of ``rows`` for each view the weights read."""
     readings = []
     for view in weights.views:
         arrays = view_arrays(data, view)
         plain = arrays["plain"][rows] if weights.conse_input else None
         readings.append((arrays["feats"][rows], plain))
-    return weights.forward_views(readings)
+    return readings
 
 
 def evaluate(
@@ -223,9 +224,11 @@ def evaluate(
     by_query = {caption_key(data["items"][r]["query"]): data["query_vecs"][r] for r in rows}
     q = np.stack([by_query[t] for t in queries])
     out = {"conse": retrieval(q, data["conse"][rows], targets)}
-    vecs = adapter_vectors(weights, data, rows)
+    readings = view_readings(weights, data, rows)
+    vecs = weights.forward_views(readings)  # untrusted: every view, as with gate=False
     trust = weights.in_domain(data["feats"][rows])
-    out["shipped"] = retrieval(q, weights.combine(vecs, data["conse"][rows], trust), targets)
+    gated = weights.gated_reading(readings, trust)
+    out["shipped"] = retrieval(q, weights.combine(gated, data["conse"][rows], trust), targets)
     for b in blends:
         out[f"blend {b:g}"] = retrieval(q, l2_normalise(vecs + b * data["conse"][rows]), targets)
     return out
@@ -234,18 +237,20 @@ def evaluate(
 def subset_scores(weights: AdapterWeights, arrays: dict[str, np.ndarray], captions: list[str],
                   query_vecs: np.ndarray) -> dict[str, dict[str, float]]:  # fmt: skip
     """ConSE, the adapter alone and the shipped combination on the fixed subset, through
-    the same calls as run time (``forward``, ``in_domain``, ``combine``)."""
+    the same calls as run time (``forward_views``, ``in_domain``, ``combine``)."""
     f32 = {k: v.astype(np.float32) for k, v in arrays.items()}
     keys = [caption_key(c) for c in captions]
     queries = sorted(set(keys))
     targets = [{i for i, k in enumerate(keys) if k == q} for q in queries]
     q = np.stack([query_vecs[keys.index(k)] for k in queries])
     prefix = {v: "" if v == "crop" else f"{v}_" for v in weights.views}
-    adapter = weights.forward_views([
+    readings = [
         (f32[f"{prefix[v]}feats"], f32[f"{prefix[v]}plain"] if weights.conse_input else None)
         for v in weights.views
-    ])  # fmt: skip
-    shipped = weights.combine(adapter, f32["conse"], weights.in_domain(f32["feats"]))
+    ]
+    adapter = weights.forward_views(readings)
+    trust = weights.in_domain(f32["feats"])
+    shipped = weights.combine(weights.gated_reading(readings, trust), f32["conse"], trust)
     return {
         "conse": retrieval(q, f32["conse"], targets),
         "adapter": retrieval(q, adapter, targets),

@@ -113,6 +113,18 @@ class AdapterWeights:
         readings = [self.forward(f, p) for f, p in views]
         return l2_normalise(np.sum(readings, axis=0))
 
+    def gated_reading(
+        self, views: Sequence[tuple[np.ndarray, np.ndarray | None]], trust: np.ndarray
+    ) -> np.ndarray:
+        """What the embedder computes from all views' inputs: their averaged reading where
+        ``trust`` reaches ``VIEWS_FROM_TRUST``, the crop's alone elsewhere (at run time
+        the extra views are only computed there). For evaluation and tests."""
+        crop = self.forward(*views[0])
+        if len(views) == 1:
+            return crop
+        trusted = (np.asarray(trust) >= VIEWS_FROM_TRUST)[:, None]
+        return np.where(trusted, self.forward_views(views), crop)
+
 
 def load_weights(path: Path | None = None) -> AdapterWeights:
     """The shipped weights (or a candidate file, for training and evaluation)."""
