@@ -322,6 +322,22 @@ def test_query_piped_into_rerank_keeps_the_schema(sample_index: tuple[Path, Path
     assert bad.returncode == 2 and b"line 2" in bad.stderr and b"Traceback" not in bad.stderr
 
 
+def test_a_reader_that_stops_early_is_not_an_error(sample_index: tuple[Path, Path]) -> None:
+    """`mms query ... | head -1`: the closed pipe exits 0, with nothing on stderr."""
+    _, index = sample_index
+    cmd = [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()",
+           "query", "wind turbines", "-k", "50", "--format", "jsonl", "--index", index]  # fmt: skip
+    # 50 rows overflow the pipe's buffer, so mms is still writing when the reader leaves.
+    for _ in range(3):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.readline()
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=120) == 0, err
+        assert json.loads(first)["rank"] == 1 and err == b""
+
+
 def test_video_query_uses_keyframes_and_soundtrack(sample_index: tuple[Path, Path]) -> None:
     _, index = sample_index
     res = invoke("query", "--video", SAMPLE / "video/bigbuckbunny.mp4", "-k", "5",

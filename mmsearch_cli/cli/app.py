@@ -103,10 +103,12 @@ def run(argv: list[str]) -> int:
         console.err.print("mms: interrupted", markup=False)
         status = ExitStatus.INTERRUPTED
     except BrokenPipeError:
-        # The reader (head, less) went away: not an error for a pipeline.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        status = ExitStatus.OK
+        status = _reader_gone()
+    except SystemExit as exc:
+        # Typer turns a closed pipe into sys.exit(1) before we see the BrokenPipeError.
+        if not isinstance(exc.__context__, BrokenPipeError):
+            raise
+        status = _reader_gone()
     except Exception as exc:
         if debug:
             raise
@@ -116,6 +118,14 @@ def run(argv: list[str]) -> int:
         )
         status = ExitStatus.ERROR
     return status
+
+
+def _reader_gone() -> ExitStatus:
+    """The reader (head, less) went away: not an error for a pipeline. Later writes and the
+    final flush go to /dev/null instead of failing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return ExitStatus.OK
 
 
 def _exit(status: int) -> None:
