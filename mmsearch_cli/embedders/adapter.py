@@ -228,13 +228,11 @@ class AdapterImageEmbedder(Embedder):
         todo = np.flatnonzero(trust >= VIEWS_FROM_TRUST)
         if extra and len(todo):
             images = [items[int(i)].payload for i in todo]
-            readings: list[tuple[np.ndarray, np.ndarray | None]] = [
-                (feats[todo], self._plain(probs[todo]))
-            ]
+            total = adapter[todo]  # the crop's reading, already made; as in forward_views
             for view in extra:
                 p, f = self.classifier.classify_images(images, view=view)
-                readings.append((f, self._plain(p)))
-            adapter[todo] = self.weights.forward_views(readings)
+                total = total + self.weights.forward(f, self._plain(p))
+            adapter[todo] = l2_normalise(total)
         vectors = self.weights.combine(adapter, conse, trust, self.blend)
         out = []
         for v, a, e, t in zip(vectors, adapter, conse_out, trust.tolist(), strict=True):
