@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mmsearch_cli.config import load_settings
+from mmsearch_cli.decoders.flatness import flat_fraction
 from mmsearch_cli.decoders.image import load_image
 from mmsearch_cli.embedders import registry
 from mmsearch_cli.embedders.adapter import VIEWS_FROM_TRUST, AdapterImageEmbedder, load_weights
@@ -81,6 +82,7 @@ def test_loading_and_embedding_import_no_torch() -> None:
     code = f"""
 import sys, json
 from pathlib import Path
+from mmsearch_cli.decoders.flatness import flat_fraction
 from mmsearch_cli.decoders.image import load_image
 from mmsearch_cli.embedders.adapter import AdapterImageEmbedder
 from mmsearch_cli.items import MediaItem
@@ -111,7 +113,7 @@ def test_reproduces_recorded_held_out_numbers() -> None:
     assert weights.views[0] == "crop" and len(weights.views) == len(weights.meta["views"])
     readings = [(arrays[f"{prefix[v]}feats"], arrays[f"{prefix[v]}plain"]) for v in weights.views]
     adapter = weights.forward_views(readings)
-    trust = weights.in_domain(arrays["feats"])
+    trust = weights.in_domain(arrays["feats"], arrays["flat"])
     variants = {
         "conse": arrays["conse"],
         "adapter": adapter,
@@ -192,6 +194,27 @@ def test_drawings_get_the_adapter_and_photos_keep_conse() -> None:
     assert fp["embedder"] == "adapter-minilm" and fp["dim"] == 384
 
 
+def test_flat_colour_cue_hands_noisy_cut_out_photos_back_to_conse() -> None:
+    """A product photo cut out on white passes for a drawing by its features alone; its
+    pixels (noise and shading, no runs of one colour) give it back to ConSE."""
+    weights = load_weights()
+    scissors = load_image(SAMPLE / "images" / "tools" / "scissors1.jpg", max_pixels=10**8)
+    cow = load_image(SAMPLE / "images" / "farm_animals" / "cow.jpg", max_pixels=10**8)
+    flat = [flat_fraction(p) for p in (drawing(), scissors, cow)]
+    assert flat[0] > 0.9 and flat[1] < 0.05 and flat[2] < 0.05, flat
+    blank = Image.new("RGB", (64, 64), "white")
+    assert flat_fraction(blank) == 1.0  # nothing but background: no evidence of a photo
+    _, feats = ConseImageEmbedder(model_dir=MODEL_DIR).classifier.classify_images(
+        [drawing(), scissors]
+    )
+    by_features = weights.in_domain(feats)
+    with_pixels = weights.in_domain(feats, flat[:2])
+    assert by_features[1] > 0.5 and with_pixels[1] < 0.05, (by_features, with_pixels)
+    assert with_pixels[0] > 0.9 and abs(with_pixels[0] - by_features[0]) < 0.01
+    embedder = AdapterImageEmbedder(model_dir=MODEL_DIR)
+    assert embedder.embed([item(scissors)])[0].why["adapter"] < 0.05
+
+
 def red_mask(x: np.ndarray) -> np.ndarray:
     """Pixels of the drawn apple's red in a preprocessed (3, h, w) array in [-1, 1]."""
     return np.asarray((x[0] > 0.5) & (x[1] < 0))
@@ -239,7 +262,7 @@ def test_extra_views_only_for_trusted_pictures(monkeypatch: pytest.MonkeyPatch) 
     for view in weights.views:
         probs, feats = real(pictures, view=view)
         readings.append((feats, embedder._plain(probs)))
-    trust = weights.in_domain(readings[0][0])
+    trust = weights.in_domain(readings[0][0], [flat_fraction(p) for p in pictures])
     conse = np.stack([e.vector for e in embedder.conse.embed([item(p) for p in pictures])])
     vectors = weights.combine(weights.gated_reading(readings, trust), conse, trust)
     assert np.allclose(vectors, [out_drawing.vector, out_cow.vector], atol=1e-5)

@@ -218,6 +218,27 @@ def named_view_features(cache: Path, items: list[dict[str, Any]], views: tuple[s
     return out
 
 
+def flatness(cache: Path, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``flat``: each picture's ``flat_fraction`` as decoded at run time (1.0 if it does
+    not decode), for the in-domain trust's pixel cue. Cached."""
+    from mmsearch_cli.decoders.flatness import flat_fraction
+
+    path = cache / f"flat-{_key([i['id'] for i in items], 'flat', 1)}.npy"
+    if path.is_file():
+        return {"flat": np.load(path)}
+    flat = np.ones(len(items), np.float32)
+    start = time.time()
+    for i, item in enumerate(items):
+        try:
+            flat[i] = flat_fraction(load_image(Path(item["path"]), max_pixels=MAX_PIXELS))
+        except MediaError:
+            continue
+        if i % 4000 == 0:
+            print(f"flatness {i}/{len(items)} ({time.time() - start:.0f} s)", file=sys.stderr)
+    np.save(path, flat)
+    return {"flat": flat}
+
+
 def text_embeddings(cache: Path, texts: list[str]) -> np.ndarray:
     """MiniLM embeddings (unit rows) of the texts, cached."""
     minilm = shared_minilm(model_dir())

@@ -33,6 +33,7 @@ from common import (
     caption_queries,
     default_cache_dir,
     family,
+    flatness,
     image_features,
     load_items,
     named_view_features,
@@ -113,6 +114,7 @@ def prepare(cache: Path, views: int = 0, families: tuple[str, ...] = FAMILIES,
     return {
         "items": items,
         **feats,
+        **by_family(flatness, cache, items),
         "text_vecs": vectors,
         "captions": [[index[t] for t in it["captions"]] for it in items],
         "query_vecs": vectors[[index[it["query"]] for it in items]],
@@ -148,12 +150,21 @@ def build_model(in_dim: int, args: argparse.Namespace) -> Any:
 
 
 def fit_domain(
-    data: dict[str, Any], norm: dict[str, Any], k: int, quantile: float = 95.0, power: float = 8.0
+    data: dict[str, Any],
+    norm: dict[str, Any],
+    k: int,
+    quantile: float = 95.0,
+    power: float = 8.0,
+    flat_quantile: float = 2.0,
+    flat_power: float = 4.0,
 ) -> tuple[np.ndarray, dict[str, float]]:
     """The in-domain check (``AdapterWeights.in_domain``): the top ``k`` principal
     components of the training pictures' standardised features, the training pictures'
     mean residual, and ``tau``, the ``quantile`` of validation pictures' residual ratio.
-    ``power`` 8 puts the trust at 0.5 at ``tau``, 0.04 at 1.5 ``tau`` and 0.004 at twice it."""
+    ``power`` 8 puts the trust at 0.5 at ``tau``, 0.04 at 1.5 ``tau`` and 0.004 at twice it.
+    The pixel cue's ``flat_phi`` is the ``flat_quantile`` of validation pictures'
+    flatness: ``flat_power`` 4 halves the trust there, and takes 0.5% of it at a quarter
+    of it (a noisy photo)."""
 
     def standardised(part: str) -> np.ndarray:
         rows = np.flatnonzero((data["part"] == part) & data["ok"])
@@ -170,7 +181,10 @@ def fit_domain(
 
     resid_mean = float(residual(z).mean())
     tau = float(np.percentile(residual(standardised("val")) / resid_mean, quantile))
-    meta = {"k": k, "resid_mean": resid_mean, "tau": tau, "power": power, "quantile": quantile}
+    val = np.flatnonzero((data["part"] == "val") & data["ok"])
+    phi = float(np.percentile(data["flat"][val], flat_quantile))
+    meta = {"k": k, "resid_mean": resid_mean, "tau": tau, "power": power, "quantile": quantile,
+            "flat_phi": phi, "flat_power": flat_power, "flat_quantile": flat_quantile}  # fmt: skip
     return basis, meta
 
 
@@ -226,7 +240,7 @@ def evaluate(
     out = {"conse": retrieval(q, data["conse"][rows], targets)}
     readings = view_readings(weights, data, rows)
     vecs = weights.forward_views(readings)  # untrusted: every view, as with gate=False
-    trust = weights.in_domain(data["feats"][rows])
+    trust = weights.in_domain(data["feats"][rows], data["flat"][rows])
     gated = weights.gated_reading(readings, trust)
     out["shipped"] = retrieval(q, weights.combine(gated, data["conse"][rows], trust), targets)
     for b in blends:
@@ -249,7 +263,7 @@ def subset_scores(weights: AdapterWeights, arrays: dict[str, np.ndarray], captio
         for v in weights.views
     ]
     adapter = weights.forward_views(readings)
-    trust = weights.in_domain(f32["feats"])
+    trust = weights.in_domain(f32["feats"], f32["flat"])
     shipped = weights.combine(weights.gated_reading(readings, trust), f32["conse"], trust)
     return {
         "conse": retrieval(q, f32["conse"], targets),
@@ -262,7 +276,7 @@ def export_subset(weights: AdapterWeights, data: dict[str, Any], sha256: str) ->
     rows = np.flatnonzero((data["part"] == "test") & data["ok"])
     rows = np.array([r for r in rows if family(data["items"][r]) == "clipart"])
     pick = np.sort(np.random.default_rng(SPLIT_SEED).choice(rows, SUBSET_SIZE, replace=False))
-    arrays = {k: data[k][pick].astype(np.float16) for k in ("feats", "plain", "conse")}
+    arrays = {k: data[k][pick].astype(np.float16) for k in ("feats", "plain", "conse", "flat")}
     arrays.update({k: v[pick].astype(np.float16) for k, v in data["named"].items()})
     captions = [data["items"][r]["query"] for r in pick]
     scores = subset_scores(weights, arrays, captions, data["query_vecs"][pick])

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from mmsearch_cli.decoders.flatness import flat_fraction
 from mmsearch_cli.embedders.base import Embedder, l2_normalise
 from mmsearch_cli.embedders.conse import ConseImageEmbedder, conse_vectors
 from mmsearch_cli.embedders.minilm import cached_embeddings
@@ -60,13 +61,16 @@ class AdapterWeights:
         views = self.meta.get("views")
         return tuple(views) if isinstance(views, list) else ("crop",)
 
-    def in_domain(self, feats: np.ndarray) -> np.ndarray:
+    def in_domain(self, feats: np.ndarray, flat: np.ndarray | None = None) -> np.ndarray:
         """Per picture, how far the adapter is trusted, in [0, 1]: about 1 for pictures
         like its training drawings, falling to 0 for ones far outside them (photos), which
         then keep their ConSE vector. The distance is the part of the standardised
         features that the training pictures' top principal components cannot explain,
         relative to the training mean: ``1 / (1 + (ratio / tau) ** power)``, with ``tau``
-        the 95th percentile on validation drawings (trust 0.5 there)."""
+        the 95th percentile on validation drawings (trust 0.5 there). ``flat``, each
+        picture's ``flat_fraction``, scales that by ``1 / (1 + (phi / flat) ** p)``,
+        with ``phi`` a low percentile of validation drawings' flatness: photos whose
+        features pass for a drawing (a product cut-out on white) are still noisy."""
         x = np.atleast_2d(feats).astype(np.float32)
         if "domain_basis" not in self.arrays:
             return np.ones(len(x), dtype=np.float32)
@@ -75,7 +79,11 @@ class AdapterWeights:
         basis = self.arrays["domain_basis"]  # (k, 1280), orthonormal rows
         resid = ((z - (z @ basis.T) @ basis) ** 2).sum(axis=1) / domain["resid_mean"]
         ratio = np.maximum(resid / domain["tau"], 0.0)
-        return (1.0 / (1.0 + ratio ** domain["power"])).astype(np.float32)
+        trust = 1.0 / (1.0 + ratio ** domain["power"])
+        if flat is not None and "flat_phi" in domain:
+            f = np.maximum(np.asarray(flat, dtype=np.float64), 1e-6)
+            trust = trust / (1.0 + (domain["flat_phi"] / f) ** domain["flat_power"])
+        return trust.astype(np.float32)
 
     def combine(
         self, adapter: np.ndarray, conse: np.ndarray, trust: np.ndarray, blend: float | None = None
@@ -221,7 +229,11 @@ class AdapterImageEmbedder(Embedder):
         analyses = self.classifier.analyse(items)  # memoised: no second forward pass
         feats = np.stack([f for _, f in analyses])
         probs = np.stack([p for p, _ in analyses])
-        trust = self.weights.in_domain(feats) if self.gate else np.ones(len(feats), np.float32)
+        if self.gate:
+            flat = np.array([flat_fraction(item.payload) for item in items])
+            trust = self.weights.in_domain(feats, flat)
+        else:
+            trust = np.ones(len(feats), np.float32)
         conse = np.stack([e.vector for e in conse_out])
         adapter = self.weights.forward(feats, self._plain(probs))
         extra = self.weights.views[1:]
