@@ -75,8 +75,8 @@ def check_compatible(recorded: SpaceInfo, live: LiveSpace) -> None:
         now = current.fingerprints.get(name)
         if now is not None and _core(now) != _core(fp):
             raise MismatchError(
-                f"space '{recorded.name}' was built with {name} {_core(fp)}, "
-                f"but this setup gives {_core(now)}",
+                f"space '{recorded.name}' was built with another {name} setup "
+                f"({'; '.join(_differences(_core(fp), _core(now)))})",
                 hint="re-index with `mms index --rebuild`, or use another --index",
             )
 
@@ -84,3 +84,15 @@ def check_compatible(recorded: SpaceInfo, live: LiveSpace) -> None:
 def _core(fp: dict[str, object]) -> dict[str, object]:
     """The fingerprint fields that change vectors (not, e.g., a runtime path)."""
     return {k: v for k, v in fp.items() if k not in ("path", "runtime")}
+
+
+def _differences(old: object, new: object, path: str = "") -> list[str]:
+    """``key: recorded -> now`` for each leaf that differs, with dotted keys: a retrained
+    adapter reads "adapter: 4e320de1210f -> be4f5b9267ea", not two whole fingerprints."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            out += _differences(old.get(key), new.get(key), sub)
+        return out
+    return [] if old == new else [f"{path or 'value'}: {old} -> {new}"]

@@ -187,6 +187,29 @@ def test_another_model_setup_on_the_same_index_is_refused(tree: tuple[Path, Path
     assert res.code == 8 and "re-index" in res.err
 
 
+def test_an_index_built_with_other_adapter_weights_names_what_changed(
+    tree: tuple[Path, Path],
+) -> None:
+    """Retrained adapter weights change every drawing's vector: the index is refused with
+    the one field that differs, and --rebuild moves it over."""
+    root, index = tree
+    summary(root, "--index", index)
+    sidecar = index / "sidecar.json"
+    data = json.loads(sidecar.read_text())
+    fingerprint = data["spaces"]["text"]["fingerprints"]["adapter-minilm"]
+    shipped = fingerprint["adapter"]
+    fingerprint["adapter"] = "4e320de1210f"  # as the previous weights wrote it
+    sidecar.write_text(json.dumps(data))
+    res = invoke("index", root, "--index", index)
+    assert res.code == 8, res.err
+    assert f"adapter: 4e320de1210f -> {shipped}" in res.err and "--rebuild" in res.err
+    assert "classifier" not in res.err and len(res.err.strip().splitlines()) == 1
+    rebuilt = summary(root, "--index", index, "--rebuild")
+    assert rebuilt["added"] + rebuilt["updated"] >= 10
+    data = json.loads(sidecar.read_text())
+    assert data["spaces"]["text"]["fingerprints"]["adapter-minilm"]["adapter"] == shipped
+
+
 def test_an_index_built_with_conse_for_pictures_keeps_working_until_rebuilt(
     tree: tuple[Path, Path],
 ) -> None:
