@@ -250,10 +250,19 @@ def test_extra_views_only_for_trusted_pictures(monkeypatch: pytest.MonkeyPatch) 
         return real(images, view=view)
 
     monkeypatch.setattr(embedder.classifier, "classify_images", spy)
+    flat_sizes: list[tuple[int, int]] = []
+
+    def flat_spy(image: Image.Image) -> float:
+        flat_sizes.append(image.size)
+        return flat_fraction(image)
+
+    monkeypatch.setattr("mmsearch_cli.embedders.adapter.flat_fraction", flat_spy)
     cow = load_image(SAMPLE / "images" / "farm_animals" / "cow.jpg", max_pixels=10**8)
     out_drawing, out_cow = embedder.embed([item(drawing()), item(cow)])
-    # One pass for both, then the two extra views for the drawing only: photos pay as before.
+    # One pass for both, then the two extra views for the drawing only: photos pay as before
+    # (nor is their pixel flatness measured).
     assert calls == [("crop", 2), ("pad", 1), ("mirror", 1)]
+    assert flat_sizes == [drawing().size]
     assert out_drawing.why["adapter"] > 0.5 and out_cow.why["adapter"] < VIEWS_FROM_TRUST
     # Training and the held-out test score pictures with gated_reading on every view's
     # inputs; it gives the embedder's vectors.

@@ -70,7 +70,9 @@ class AdapterWeights:
         the 95th percentile on validation drawings (trust 0.5 there). ``flat``, each
         picture's ``flat_fraction``, scales that by ``1 / (1 + (phi / flat) ** p)``,
         with ``phi`` a low percentile of validation drawings' flatness: photos whose
-        features pass for a drawing (a product cut-out on white) are still noisy."""
+        features pass for a drawing (a product cut-out on white) are still noisy. The
+        cue only applies where the features alone give ``VIEWS_FROM_TRUST`` or more, so
+        the embedder measures flatness there only (photos skip it)."""
         x = np.atleast_2d(feats).astype(np.float32)
         if "domain_basis" not in self.arrays:
             return np.ones(len(x), dtype=np.float32)
@@ -82,7 +84,8 @@ class AdapterWeights:
         trust = 1.0 / (1.0 + ratio ** domain["power"])
         if flat is not None and "flat_phi" in domain:
             f = np.maximum(np.asarray(flat, dtype=np.float64), 1e-6)
-            trust = trust / (1.0 + (domain["flat_phi"] / f) ** domain["flat_power"])
+            cue = 1.0 / (1.0 + (domain["flat_phi"] / f) ** domain["flat_power"])
+            trust = np.where(trust >= VIEWS_FROM_TRUST, trust * cue, trust)
         return trust.astype(np.float32)
 
     def combine(
@@ -230,7 +233,10 @@ class AdapterImageEmbedder(Embedder):
         feats = np.stack([f for _, f in analyses])
         probs = np.stack([p for p, _ in analyses])
         if self.gate:
-            flat = np.array([flat_fraction(item.payload) for item in items])
+            trust = self.weights.in_domain(feats)
+            flat = np.ones(len(items))  # not consulted below VIEWS_FROM_TRUST
+            for i in np.flatnonzero(trust >= VIEWS_FROM_TRUST):
+                flat[i] = flat_fraction(items[int(i)].payload)
             trust = self.weights.in_domain(feats, flat)
         else:
             trust = np.ones(len(feats), np.float32)
