@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import REPO, default_cache_dir
+from common import REPO, default_cache_dir, model_dir
 
 sys.path.insert(0, str(REPO))
 from mmsearch_cli import indexer, search
@@ -107,6 +108,9 @@ def main() -> None:
     p.add_argument("--skip-held-out", action="store_true")
     p.add_argument("--variants", default="conse,adapter,shipped")
     args = p.parse_args()
+    # The indexes go through the CLI, which would otherwise look in the XDG default: one
+    # without `mms models fetch` silently leaves the corpus's audio and video out of "all".
+    os.environ.setdefault("MMS_MODEL_DIR", str(model_dir()))
     results: dict[str, Any] = {}
     if not args.skip_held_out:
         results["held_out"] = held_out(args.weights, args.cache_dir.expanduser())
