@@ -81,12 +81,17 @@ class AdapterWeights:
         basis = self.arrays["domain_basis"]  # (k, 1280), orthonormal rows
         resid = ((z - (z @ basis.T) @ basis) ** 2).sum(axis=1) / domain["resid_mean"]
         ratio = np.maximum(resid / domain["tau"], 0.0)
-        trust = 1.0 / (1.0 + ratio ** domain["power"])
-        if flat is not None and "flat_phi" in domain:
-            f = np.maximum(np.asarray(flat, dtype=np.float64), 1e-6)
-            cue = 1.0 / (1.0 + (domain["flat_phi"] / f) ** domain["flat_power"])
-            trust = np.where(trust >= VIEWS_FROM_TRUST, trust * cue, trust)
-        return trust.astype(np.float32)
+        trust = (1.0 / (1.0 + ratio ** domain["power"])).astype(np.float32)
+        return trust if flat is None else self.pixel_cue(trust, flat)
+
+    def pixel_cue(self, trust: np.ndarray, flat: np.ndarray) -> np.ndarray:
+        """The features' ``trust`` scaled by the pixel flatness cue (see ``in_domain``)."""
+        domain = self.meta.get("domain", {})
+        if "flat_phi" not in domain:
+            return trust
+        f = np.maximum(np.asarray(flat, dtype=np.float64), 1e-6)
+        cue = 1.0 / (1.0 + (domain["flat_phi"] / f) ** domain["flat_power"])
+        return np.where(trust >= VIEWS_FROM_TRUST, trust * cue, trust).astype(np.float32)
 
     def combine(
         self, adapter: np.ndarray, conse: np.ndarray, trust: np.ndarray, blend: float | None = None
@@ -237,7 +242,7 @@ class AdapterImageEmbedder(Embedder):
             flat = np.ones(len(items))  # not consulted below VIEWS_FROM_TRUST
             for i in np.flatnonzero(trust >= VIEWS_FROM_TRUST):
                 flat[i] = flat_fraction(items[int(i)].payload)
-            trust = self.weights.in_domain(feats, flat)
+            trust = self.weights.pixel_cue(trust, flat)
         else:
             trust = np.ones(len(feats), np.float32)
         conse = np.stack([e.vector for e in conse_out])
