@@ -206,7 +206,7 @@ def word_error_rate(ref: str, hyp: str) -> float:
 
 
 def bench_asr(corpus: Path, model_dir: Path) -> None:
-    from mmsearch_cli.transcribe import Transcriber
+    from mmsearch_cli.models.whisper import Transcriber
 
     folder = corpus / "audio" / "speech"
     with (folder / "transcripts.tsv").open(newline="") as fh:
@@ -230,7 +230,7 @@ def bench_asr(corpus: Path, model_dir: Path) -> None:
         print(f"asr {model:8} beam {beam}  WER {np.mean(errors):.3f}  {per_s:.3f} s per audio s")
     from faster_whisper import WhisperModel
 
-    from mmsearch_cli.transcribe import _tiny_en_path
+    from mmsearch_cli.models.whisper import _tiny_en_path
 
     raw = WhisperModel(str(_tiny_en_path()), device="cpu", compute_type="int8", cpu_threads=1)
     for f in _animals(corpus):

@@ -27,7 +27,7 @@ from mmsearch_cli.decoders.image import load_image
 from mmsearch_cli.embedders.classifier import ImageClassifier, preprocess
 from mmsearch_cli.embedders.minilm import MiniLMEmbedder
 from mmsearch_cli.embedders.ocr import OcrReader
-from mmsearch_cli.onnx_export import effnet_lite0_weights
+from mmsearch_cli.models.export import effnet_lite0_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 FRESH_QUERY = """

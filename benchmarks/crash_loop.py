@@ -144,8 +144,8 @@ def mms_cmd(*args: str | os.PathLike[str]) -> list[str]:
 
 def check_index(index: Path) -> list[str]:
     """Everything a reader relies on, without modifying the index. [] when healthy."""
-    from mmsearch_cli.doctor import inconsistent_files
     from mmsearch_cli.errors import MmsError
+    from mmsearch_cli.store.doctor import inconsistent_files
     from mmsearch_cli.store.index import IndexReader, sidecar_path
 
     if not sidecar_path(index).exists():
@@ -309,7 +309,7 @@ def crash_loop(
     chain: float = 0.35, log: Any = print,
 ) -> tuple[Tally, list[str], float]:  # fmt: skip
     """Run the loop; return the tally, the final comparison's differences and max diff."""
-    from mmsearch_cli.indexer import BATCH_FILES
+    from mmsearch_cli.indexing.embed import BATCH_FILES
 
     rng = random.Random(seed)
     root = make_corpus(work / "corpus", n_images, n_texts)
@@ -366,7 +366,7 @@ def crash_loop(
 
 
 def table(tally: Tally, diffs: list[str], worst: float, seconds: float) -> str:
-    from mmsearch_cli.indexer import BATCH_FILES
+    from mmsearch_cli.indexing.embed import BATCH_FILES
 
     rows = [
         ("kills (SIGKILL)", str(tally.kills)),

@@ -64,7 +64,7 @@ def timed_cli(args: list[str]) -> tuple[float, subprocess.CompletedProcess[bytes
 def phase_breakdown(root: Path, index: Path) -> list[tuple[str, float]]:
     """Cumulative seconds of the main steps inside one no-op ``run_index``."""
     from mmsearch_cli.config import load_settings
-    from mmsearch_cli.indexer import run_index
+    from mmsearch_cli.indexing.run import run_index
 
     settings = load_settings(index_dir=index)
     prof = cProfile.Profile()
@@ -113,7 +113,7 @@ def main() -> None:
     rows.append(("  silent on stdout and stderr, exit 0", "yes" if silent else "NO"))
 
     from mmsearch_cli.config import load_settings
-    from mmsearch_cli.indexer import run_index
+    from mmsearch_cli.indexing.run import run_index
 
     settings = load_settings(index_dir=index)
     run_index([root], settings)  # warm: imports and model binding

@@ -33,14 +33,14 @@ sys.path.insert(0, str(ROOT))
 from mmsearch_cli import reranking  # noqa: E402
 from mmsearch_cli.cli.app import run  # noqa: E402
 from mmsearch_cli.config import load_settings  # noqa: E402
-from mmsearch_cli.evaluation import (  # noqa: E402
+from mmsearch_cli.evaluation.run import (  # noqa: E402
     LabelledQuery,
     QueryOutcome,
     load_queries,
     run_queries,
     summarise,
 )
-from mmsearch_cli.rerank import Reranker, get_reranker  # noqa: E402
+from mmsearch_cli.rerank.crossencoder import Reranker, get_reranker  # noqa: E402
 from mmsearch_cli.store.index import IndexReader  # noqa: E402
 
 KEYS = ("all", "query:text", "query:image", "text->text", "text->image", "text->audio",

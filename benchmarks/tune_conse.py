@@ -38,9 +38,9 @@ from mmsearch_cli.embedders.classifier import ImageClassifier, class_info
 from mmsearch_cli.embedders.conse import (
     WORDINGS,
     ConseImageEmbedder,
-    blend,
     class_text,
     conse_vectors,
+    mix_vectors,
 )
 from mmsearch_cli.embedders.minilm import MiniLMEmbedder
 from mmsearch_cli.embedders.ocr import OcrReader
@@ -197,7 +197,7 @@ def main() -> None:
             (phrase(colour_phrase(c)), phrase(t)) for c, t in zip(colours, ocr_text, strict=True)
         ]
         return np.stack(
-            [blend(b, [(c, cw), (t, ow)]) for b, (c, t) in zip(base, extra, strict=True)]
+            [mix_vectors(b, [(c, cw), (t, ow)]) for b, (c, t) in zip(base, extra, strict=True)]
         )
 
     print("\nColour / OCR weights (lite0, description):")

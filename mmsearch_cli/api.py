@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mmsearch_cli.indexer import IndexSummary
-    from mmsearch_cli.search import Hit
+    from mmsearch_cli.indexing.run import IndexSummary
+    from mmsearch_cli.search.engine import Hit
 
 
 def index(
@@ -23,7 +23,7 @@ def index(
 ) -> IndexSummary:  # fmt: skip
     """Index folders or files incrementally. ``options`` are ``IndexOptions`` fields."""
     from mmsearch_cli.config import load_settings
-    from mmsearch_cli.indexer import IndexOptions, run_index
+    from mmsearch_cli.indexing.run import IndexOptions, run_index
 
     settings = load_settings(index_dir=Path(index_dir) if index_dir is not None else None)
     roots = [Path(p).expanduser() for p in paths]
@@ -37,7 +37,7 @@ def query(
     """Search with text or a media file. ``options`` are ``SearchOptions`` fields."""
     from mmsearch_cli.config import load_settings
     from mmsearch_cli.errors import UsageError
-    from mmsearch_cli.search import Query, SearchOptions, search
+    from mmsearch_cli.search.engine import Query, SearchOptions, search
     from mmsearch_cli.store.index import IndexReader
 
     if (text is None) == (media is None):

@@ -51,6 +51,13 @@ class IndexCorruptError(MmsError):
     status = ExitStatus.INDEX_MISSING
 
 
+class IndexWriteError(MmsError):
+    """The index cannot be written (disk full, file size limit, permissions). The temp
+    file is removed and the target untouched, so the previous index stays intact."""
+
+    status = ExitStatus.INDEX_MISSING
+
+
 class LockBusyError(MmsError):
     status = ExitStatus.LOCK_BUSY
 
@@ -73,3 +80,10 @@ class QualityBarError(MmsError):
 
 class MediaError(MmsError):
     """A single input file cannot be decoded; the indexer records it and moves on."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first non-empty line, for one-line errors (libraries write pages);
+    the exception's type name when it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -13,6 +15,21 @@ FileModality = Literal["text", "image", "audio", "video"]
 InputModality = Literal["text", "image", "audio"]
 
 FILE_MODALITIES: tuple[FileModality, ...] = ("text", "image", "audio", "video")
+
+EXTENSIONS: dict[str, FileModality] = {
+    **dict.fromkeys(
+        (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"),
+        "image",
+    ),
+    **dict.fromkeys((".txt", ".md", ".markdown", ".rst"), "text"),
+    **dict.fromkeys((".wav", ".mp3", ".ogg", ".oga", ".flac", ".m4a", ".opus"), "audio"),
+    **dict.fromkeys((".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"), "video"),
+}
+
+
+def modality_of(path: str | Path) -> FileModality | None:
+    """What a file is, by its extension (None: not indexed)."""
+    return EXTENSIONS.get(os.path.splitext(str(path))[1].lower())
 
 
 @dataclass

@@ -22,8 +22,8 @@ from mmsearch_cli.embedders.adapter import VIEWS_FROM_TRUST, AdapterImageEmbedde
 from mmsearch_cli.embedders.classifier import pad_square, preprocess
 from mmsearch_cli.embedders.conse import ConseImageEmbedder
 from mmsearch_cli.embedders.minilm import shared_minilm
-from mmsearch_cli.explain import describe, surrogate
 from mmsearch_cli.items import MediaItem
+from mmsearch_cli.search.explain import surrogate, why_line
 from tests.conftest import CORPUS, ROOT, SAMPLE
 
 MODEL_DIR = ROOT / ".cache" / "models"
@@ -181,9 +181,9 @@ def test_drawings_get_the_adapter_and_photos_keep_conse() -> None:
     # "why" names what the adapter reads a drawing as, where ImageNet labels are wrong.
     seen = [word for word, _ in out_drawing.why["seen"]]
     assert seen[0] == "red apple", out_drawing.why
-    assert describe(out_drawing.why).startswith("drawing of red apple")
+    assert why_line(out_drawing.why).startswith("drawing of red apple")
     assert surrogate(out_drawing.why, "").startswith("a drawing of a red apple")
-    assert "seen" not in out_cow.why and describe(out_cow.why).startswith("ox ")
+    assert "seen" not in out_cow.why and why_line(out_cow.why).startswith("ox ")
     assert {"labels", "colours", "ocr", "adapter"} <= set(out_photo.why)
     query = shared_minilm(MODEL_DIR).embed_query_text("a red apple")
     conse = ConseImageEmbedder(model_dir=MODEL_DIR).embed([item(drawing())])[0].vector

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsearch_cli import model_cache
 from mmsearch_cli.decoders.audio import has_audio, iter_windows, probe, read_tags, sound_items
 from mmsearch_cli.embedders.yamnet import (
     AudioEmbedder,
@@ -26,7 +25,8 @@ from mmsearch_cli.embedders.yamnet import (
 )
 from mmsearch_cli.errors import MediaError, ModelUnavailableError
 from mmsearch_cli.items import MediaItem
-from mmsearch_cli.transcribe import Transcriber
+from mmsearch_cli.models import wheels as model_cache
+from mmsearch_cli.models.whisper import Transcriber
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 ANIMALS = sorted((SAMPLE / "audio" / "animals").glob("*.mp3"))

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmsearch_cli import hub
 from mmsearch_cli.embedders.clip import SentenceTransformersImageTextEmbedder
 from mmsearch_cli.errors import ModelUnavailableError, UsageError
 from mmsearch_cli.items import MediaItem
+from mmsearch_cli.models import hub
 from tests.clip_fixture import IMAGE_SIZE, build_tiny_clip
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"

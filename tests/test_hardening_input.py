@@ -25,7 +25,7 @@ from mmsearch_cli.config import Limits, load_settings
 from mmsearch_cli.decoders.image import load_image
 from mmsearch_cli.decoders.text import read_text
 from mmsearch_cli.errors import MediaError
-from mmsearch_cli.scan import EXTENSIONS
+from mmsearch_cli.items import EXTENSIONS
 from mmsearch_cli.store.index import read_state
 from mmsearch_cli.store.state import FileRecord
 
@@ -403,7 +403,7 @@ def test_unreadable_files_and_folders_are_skipped_with_reasons(tmp_path: Path) -
 
 
 def test_files_that_vanish_or_change_during_the_run(tmp_path: Path) -> None:
-    from mmsearch_cli.indexer import run_index
+    from mmsearch_cli.indexing.run import run_index
 
     root = tmp_path / "media"
     root.mkdir()

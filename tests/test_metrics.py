@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsearch_cli.metrics import (
+from mmsearch_cli.evaluation.metrics import (
     average_precision,
     is_answerable,
     mrr_at_k,
@@ -189,7 +189,7 @@ def test_summarise_means_per_key() -> None:
 
 
 def test_metrics_import_is_light() -> None:
-    code = "import sys, mmsearch_cli.metrics; print('numpy' in sys.modules)"
+    code = "import sys, mmsearch_cli.evaluation.metrics; print('numpy' in sys.modules)"
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 from mmsearch_cli.errors import ModelUnavailableError, UsageError
-from mmsearch_cli.model_cache import fetch
-from mmsearch_cli.rerank import (
+from mmsearch_cli.models.wheels import fetch
+from mmsearch_cli.rerank.crossencoder import (
     DEFAULT_ASSET,
     OnnxCrossEncoder,
     SentenceTransformersCrossEncoder,
-    blend,
     get_reranker,
 )
+from mmsearch_cli.rerank.stage import blend_scores
 
 TEXT = Path(__file__).resolve().parents[1] / "sample_data" / "text"
 QUERY = "how do I measure voltage"
@@ -86,24 +86,24 @@ def test_blend_endpoints_follow_each_stage(reranker: OnnxCrossEncoder) -> None:
     def order(scores: np.ndarray) -> list[int]:
         return list(np.argsort(-scores, kind="stable"))
 
-    assert order(blend(first_stage, logits, 0.0)) == order(first_stage) == [0, 1, 2, 3]
-    assert order(blend(first_stage, logits, 1.0)) == order(logits) == [3, 2, 1, 0]
-    mid = blend(first_stage, logits, 0.5)
+    assert order(blend_scores(first_stage, logits, 0.0)) == order(first_stage) == [0, 1, 2, 3]
+    assert order(blend_scores(first_stage, logits, 1.0)) == order(logits) == [3, 2, 1, 0]
+    mid = blend_scores(first_stage, logits, 0.5)
     assert np.all((mid >= 0.0) & (mid <= 1.0))
 
 
 def test_blend_ties_unscored_and_bad_alpha() -> None:
     # alpha=0 keeps first-stage ties as ties, so a stable sort keeps their input order.
-    tied = blend(np.array([0.5, 0.5, 0.2]), np.array([-3.0, 4.0, 9.0]), 0.0)
+    tied = blend_scores(np.array([0.5, 0.5, 0.2]), np.array([-3.0, 4.0, 9.0]), 0.0)
     assert list(np.argsort(-tied, kind="stable")) == [0, 1, 2]
     # A NaN logit (candidate without text) keeps its scaled first-stage score.
-    mixed = blend(np.array([0.9, 0.5, 0.1]), np.array([np.nan, 2.0, 6.0]), 1.0)
+    mixed = blend_scores(np.array([0.9, 0.5, 0.1]), np.array([np.nan, 2.0, 6.0]), 1.0)
     assert mixed[0] == pytest.approx(1.0) and mixed[2] == pytest.approx(1.0)
     assert mixed[1] == pytest.approx(0.0)
     with pytest.raises(UsageError):
-        blend(np.zeros(2), np.zeros(2), 1.5)
+        blend_scores(np.zeros(2), np.zeros(2), 1.5)
     with pytest.raises(ValueError):
-        blend(np.zeros(2), np.zeros(3), 0.5)
+        blend_scores(np.zeros(2), np.zeros(3), 0.5)
 
 
 def test_get_reranker_dispatch(tmp_path: Path) -> None:

@@ -7,8 +7,7 @@ import io
 import json
 import os
 
-from mmsearch_cli.results import ref, render, to_row
-from mmsearch_cli.search import Hit
+from mmsearch_cli.search.rows import Hit, ref, render, to_row
 
 WEIRD = os.fsdecode(b"/tmp/caf\xe9\n\tx -y.txt")
 

@@ -11,8 +11,8 @@ import pytest
 from mmsearch_cli.decoders.image import load_image
 from mmsearch_cli.decoders.text import chunk_text, read_text, title_of
 from mmsearch_cli.errors import MediaError
-from mmsearch_cli.hashing import content_hash
-from mmsearch_cli.scan import scan
+from mmsearch_cli.indexing.diff import content_hash
+from mmsearch_cli.indexing.scan import scan
 
 from .conftest import SAMPLE
 

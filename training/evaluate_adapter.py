@@ -23,11 +23,12 @@ from typing import Any
 from common import REPO, default_cache_dir, model_dir
 
 sys.path.insert(0, str(REPO))
-from mmsearch_cli import indexer, search
 from mmsearch_cli.cli.app import run
 from mmsearch_cli.embedders import registry
 from mmsearch_cli.embedders.adapter import AdapterImageEmbedder, load_weights
-from mmsearch_cli.profiles import BUILTIN, SpaceSpec
+from mmsearch_cli.embedders.spaces import BUILTIN, SpaceSpec
+from mmsearch_cli.indexing import run as indexer
+from mmsearch_cli.search import fusion
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 
@@ -42,7 +43,7 @@ def variant(name: str, blend: float | None, weights: Path | None, gate: bool = T
         {"name": name, "__init__": _init(blend, weights, gate)},
     )
     setattr(sys.modules[__name__], cls.__name__, cls)
-    search.FEEDBACK_FOR = search.FEEDBACK_FOR | {name}  # as for the shipped adapter
+    fusion.FEEDBACK_FOR = fusion.FEEDBACK_FOR | {name}  # as for the shipped adapter
     base = registry.REGISTRY.get("adapter-minilm")
     registry.REGISTRY[name] = registry.EmbedderEntry(
         name, f"{__name__}:{cls.__name__}", "text", ("image",), 384,

@@ -17,8 +17,8 @@ from mmsearch_cli.cli import (
     commands_doctor,
     commands_eval,
     commands_index,
+    commands_models,
     commands_query,
-    commands_tools,
     console,
 )
 from mmsearch_cli.errors import ExitStatus, MmsError, NoResultsError
@@ -53,7 +53,7 @@ def _root(
 
 commands_index.register(app)
 commands_query.register(app)
-commands_tools.register(app)
+commands_models.register(app)
 commands_eval.register(app)
 commands_doctor.register(app)
 

@@ -9,7 +9,7 @@ import typer
 
 from mmsearch_cli.cli.options import IndexOpt, settings
 from mmsearch_cli.errors import ExitStatus
-from mmsearch_cli.results import dumps
+from mmsearch_cli.search.rows import dumps
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +27,7 @@ def doctor(
 
     Example: mms doctor --repair
     """
-    from mmsearch_cli.doctor import doctor as run_doctor
+    from mmsearch_cli.store.doctor import doctor as run_doctor
 
     conf = settings(index)
     report = run_doctor(conf.index_dir, fix=repair)

@@ -11,7 +11,7 @@ import typer
 from mmsearch_cli.cli import console
 from mmsearch_cli.cli.options import IndexOpt, QuietOpt, settings
 from mmsearch_cli.errors import QualityBarError, UsageError
-from mmsearch_cli.results import dumps
+from mmsearch_cli.search.rows import dumps
 
 COLUMNS = (
     "queries",
@@ -77,8 +77,8 @@ def eval_cmd(
 
     Example: mms eval sample_data/queries.jsonl --compare --min-ndcg 0.5
     """
-    from mmsearch_cli.evaluation import load_queries, run_queries, summarise
-    from mmsearch_cli.reranking import rerank_rows
+    from mmsearch_cli.evaluation.run import load_queries, run_queries, summarise
+    from mmsearch_cli.rerank.stage import rerank_rows
     from mmsearch_cli.store.index import IndexReader
 
     if fmt not in ("table", "json"):

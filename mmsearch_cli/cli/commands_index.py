@@ -13,7 +13,7 @@ import typer
 from mmsearch_cli.cli import console
 from mmsearch_cli.cli.options import IndexOpt, QuietOpt, settings
 from mmsearch_cli.errors import ExitStatus, UsageError
-from mmsearch_cli.results import dumps, tsv_escape
+from mmsearch_cli.search.rows import dumps, tsv_escape
 
 
 def register(app: typer.Typer) -> None:
@@ -61,7 +61,7 @@ def index(
 
     Example: mms index ~/Pictures ~/notes --exclude '*.tmp'
     """
-    from mmsearch_cli.indexer import IndexOptions, run_index
+    from mmsearch_cli.indexing.run import IndexOptions, run_index
 
     conf = settings(index, quiet)
     for p in paths:
@@ -106,7 +106,7 @@ def forget(
 
     Example: mms forget ~/Pictures/old-phone
     """
-    from mmsearch_cli.indexer import forget as forget_paths
+    from mmsearch_cli.indexing.run import forget as forget_paths
 
     conf = settings(index, quiet)
     count = forget_paths(paths, conf, wait=wait)
@@ -124,7 +124,7 @@ def info(
 
     Example: mms info --failed
     """
-    from mmsearch_cli.stats import index_info
+    from mmsearch_cli.store.info import index_info
 
     conf = settings(index)
     data = index_info(conf.index_dir)

@@ -20,8 +20,8 @@ from mmsearch_cli.cli.options import (
     settings,
 )
 from mmsearch_cli.errors import NoResultsError, UsageError
-from mmsearch_cli.results import render, to_row
-from mmsearch_cli.scan import modality_of
+from mmsearch_cli.items import modality_of
+from mmsearch_cli.search.rows import render, to_row
 
 MediaOpt = Annotated[Path | None, typer.Option(exists=False, dir_okay=False, show_default=False)]
 
@@ -125,7 +125,7 @@ def query(
 
     Example: mms query "a red dress" -k 5 --type image --format jsonl | jq -r .path
     """
-    from mmsearch_cli.search import Query, SearchOptions, search
+    from mmsearch_cli.search.engine import Query, SearchOptions, search
     from mmsearch_cli.store.index import IndexReader
 
     check_format(fmt)
@@ -158,7 +158,7 @@ def query(
     if rerank:
         if text is None:
             raise UsageError("--rerank needs a text query")
-        from mmsearch_cli.reranking import rerank_rows
+        from mmsearch_cli.rerank.stage import rerank_rows
 
         rows = rerank_rows(text, rows, conf, spec=reranker, k=top)
     if not rows:
@@ -209,7 +209,7 @@ def rerank(
 
     Example: mms query "red dress" -k 200 --format jsonl | mms rerank "red dress" -k 10
     """
-    from mmsearch_cli.reranking import DEFAULT_ALPHA, rerank_rows
+    from mmsearch_cli.rerank.stage import DEFAULT_ALPHA, rerank_rows
 
     check_format(fmt)
     conf = settings(None, quiet)

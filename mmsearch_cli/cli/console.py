@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from mmsearch_cli.results import ref
+from mmsearch_cli.search.rows import ref
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 QUIET = False

@@ -10,7 +10,7 @@ import typer
 from mmsearch_cli.cli import console
 from mmsearch_cli.config import Settings, load_settings
 from mmsearch_cli.errors import UsageError
-from mmsearch_cli.results import FORMATS
+from mmsearch_cli.search.rows import FORMATS
 
 IndexOpt = Annotated[
     Path | None,

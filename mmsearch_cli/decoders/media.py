@@ -20,7 +20,7 @@ _transcribers: dict[tuple[Path, int], Any] = {}
 
 
 def _transcriber(settings: Settings) -> Any:
-    from mmsearch_cli.transcribe import Transcriber
+    from mmsearch_cli.models.whisper import Transcriber
 
     key = (settings.model_dir, settings.threads)
     if key not in _transcribers:

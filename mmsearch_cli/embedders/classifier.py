@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from mmsearch_cli import onnx_export
 from mmsearch_cli.errors import ModelUnavailableError
 from mmsearch_cli.items import MediaItem
-from mmsearch_cli.onnx_session import open_session
+from mmsearch_cli.models import export as onnx_export
+from mmsearch_cli.models.sessions import open_session
 
 DEFAULT_VARIANT = "efficientnet-lite0"
 MEMO_KEY = "effnet"

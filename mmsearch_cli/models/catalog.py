@@ -6,10 +6,10 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from mmsearch_cli import model_cache
 from mmsearch_cli.config import Settings
 from mmsearch_cli.embedders.registry import REGISTRY
-from mmsearch_cli.profiles import PROFILES
+from mmsearch_cli.embedders.spaces import PROFILES
+from mmsearch_cli.models import wheels
 
 
 def _dir_bytes(path: Path) -> int:
@@ -22,7 +22,7 @@ def catalog(settings: Settings) -> list[dict[str, Any]]:
         module = entry.target.split(":")[0]
         available = importlib.util.find_spec(module) is not None
         if entry.needs_fetch:
-            available = available and model_cache.is_fetched(settings.model_dir, entry.needs_fetch)
+            available = available and wheels.is_fetched(settings.model_dir, entry.needs_fetch)
         rows.append(
             {
                 "name": entry.name, "kind": "embedder", "available": available,
@@ -30,12 +30,12 @@ def catalog(settings: Settings) -> list[dict[str, Any]]:
                 "licence": entry.licence, "source": entry.source,
             }
         )  # fmt: skip
-    for asset in model_cache.ASSETS.values():
-        path = model_cache.asset_dir(settings.model_dir, asset.name)
+    for asset in wheels.ASSETS.values():
+        path = wheels.asset_dir(settings.model_dir, asset.name)
         rows.append(
             {
                 "name": asset.name, "kind": "model",
-                "available": model_cache.is_fetched(settings.model_dir, asset.name),
+                "available": wheels.is_fetched(settings.model_dir, asset.name),
                 "bytes": _dir_bytes(path), "licence": asset.licence,
                 "source": f"{asset.description}; PyPI {asset.package}=={asset.version}",
                 "path": str(path),

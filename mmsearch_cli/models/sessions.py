@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mmsearch_cli.errors import ModelUnavailableError
+from mmsearch_cli.errors import ModelUnavailableError, first_line
 
 
 def open_session(path: Path, *, threads: int = 1, hint: str | None = None) -> Any:
@@ -24,6 +24,6 @@ def open_session(path: Path, *, threads: int = 1, hint: str | None = None) -> An
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise ModelUnavailableError(
-            f"cannot load {path}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}",
+            f"cannot load {path}: {first_line(exc)}",
             hint=hint or "run `mms models prepare` again",
         ) from exc

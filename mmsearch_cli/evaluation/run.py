@@ -21,11 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmsearch_cli import metrics
 from mmsearch_cli.config import Settings
 from mmsearch_cli.errors import UsageError
-from mmsearch_cli.scan import modality_of
-from mmsearch_cli.search import Query, SearchOptions, search
+from mmsearch_cli.evaluation import metrics
+from mmsearch_cli.items import modality_of
+from mmsearch_cli.search.engine import search
+from mmsearch_cli.search.query import Query, SearchOptions
 from mmsearch_cli.store.index import IndexReader
 
 QUERY_FIELDS = ("text", "image", "audio", "video")
@@ -111,7 +112,7 @@ def run_queries(
     **options: Any,
 ) -> list[QueryOutcome]:
     """Search each query (``options``: further ``SearchOptions`` fields, for sweeps)."""
-    from mmsearch_cli.results import to_row
+    from mmsearch_cli.search.rows import to_row
 
     outcomes = []
     for lq in queries:

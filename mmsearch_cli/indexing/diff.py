@@ -1,0 +1,94 @@
+"""What changed since the last run: new, changed, unchanged, moved and vanished files.
+
+Unchanged files (same size and mtime) cost one ``stat``. A file that moved (same size
+and content hash as one that vanished in the same scan) keeps its vectors.
+
+Content fingerprints: files up to 1 MiB are hashed whole; larger ones by their size plus
+three 256 KiB samples (head, middle, tail). The hash only recognises a file that moved,
+never skips re-embedding a file whose size or mtime changed, so a sampled hash cannot
+hide an edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import TYPE_CHECKING
+
+from mmsearch_cli.indexing.scan import FoundFile, under_roots
+from mmsearch_cli.store.index import IndexWriter
+
+if TYPE_CHECKING:
+    from mmsearch_cli.indexing.run import IndexOptions, IndexSummary
+
+WHOLE_LIMIT = 1 << 20
+SAMPLE = 256 << 10
+
+
+def content_hash(path: str) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        digest.update(size.to_bytes(8, "little"))
+        if size <= WHOLE_LIMIT:
+            digest.update(fh.read())
+        else:
+            for offset in (0, size // 2 - SAMPLE // 2, size - SAMPLE):
+                fh.seek(offset)
+                digest.update(fh.read(SAMPLE))
+    return digest.hexdigest()
+
+
+def diff_files(
+    writer: IndexWriter,
+    files: dict[str, FoundFile],
+    roots: list[str],
+    opts: IndexOptions,
+    summary: IndexSummary,
+    full_reembed: bool,
+) -> list[tuple[FoundFile, str]]:
+    """Decide per file: unchanged, moved, new or changed. Drops vanished files."""
+    state = writer.state
+    todo: list[tuple[FoundFile, str]] = []
+    for path, found in files.items():
+        rec = state.files.get(path)
+        if rec is None:
+            todo.append((found, "added"))
+        elif (
+            full_reembed
+            or rec.size != found.size
+            or rec.mtime_ns != found.mtime_ns
+            or (rec.status == "failed" and opts.retry_failed)
+        ):
+            todo.append((found, "updated"))
+        else:
+            summary.unchanged += 1
+    vanished = [
+        p for p in state.files if p not in files and under_roots(p, roots) and not os.path.exists(p)
+    ]
+    # Moves: a new path with the size and hash of a vanished one keeps its vectors.
+    by_key: dict[tuple[int, str], str] = {}
+    for p in vanished:
+        rec = state.files[p]
+        if rec.hash and rec.status == "ok":
+            by_key[(rec.size, rec.hash)] = p
+    still_todo = []
+    for found, why in todo:
+        if why == "added" and by_key:
+            try:
+                digest = content_hash(found.path)
+            except OSError:
+                digest = ""
+            old = by_key.pop((found.size, digest), None)
+            if old is not None:
+                writer.state.move_file(old, found.path, found.size, found.mtime_ns)
+                writer.dirty = True
+                vanished.remove(old)
+                summary.moved += 1
+                continue
+        still_todo.append((found, why))
+    if opts.prune:
+        for p in vanished:
+            writer.drop_file(p)
+            summary.removed += 1
+    return still_todo

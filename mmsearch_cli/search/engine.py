@@ -1,0 +1,90 @@
+"""Query an index: embed the query for every space that takes its modality, retrieve
+segments per space, then group them per file and fuse the spaces (``fusion``)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from mmsearch_cli.config import Settings
+from mmsearch_cli.embedders.spaces import LiveSpace, bind_recorded, check_compatible
+from mmsearch_cli.errors import MediaError, UsageError
+from mmsearch_cli.items import MediaItem
+from mmsearch_cli.search.fusion import file_hits, segment_hits, visual_feedback
+from mmsearch_cli.search.query import Query, SearchOptions, allowed_segments
+from mmsearch_cli.search.rows import Hit
+from mmsearch_cli.store.index import IndexReader
+
+
+def query_vectors(
+    query: Query, spaces: dict[str, LiveSpace], settings: Settings
+) -> dict[str, np.ndarray]:
+    """Embed the query once per space that can take it."""
+    modality = query.modality
+    out: dict[str, np.ndarray] = {}
+    if modality == "text":
+        assert query.text is not None
+        for name, space in spaces.items():
+            if "text" in space.encoders:
+                out[name] = space.encoders["text"].embed_query_text(query.text)
+        return out
+    from mmsearch_cli.decoders.dispatch import decode
+
+    assert query.media is not None
+    try:
+        _, items = decode(os.fspath(query.media), modality, settings)
+    except MediaError as exc:
+        raise UsageError(f"cannot read query file {query.media}: {exc.message}") from None
+    for name, space in spaces.items():
+        vecs: list[np.ndarray] = []
+        for item_modality, embedder in space.encoders.items():
+            chosen: list[MediaItem] = [it for it in items if it.modality == item_modality]
+            if item_modality == "text":
+                continue  # a media query's own transcript is not used as text (yet)
+            if chosen:
+                embedder.ensure_loaded()
+                vecs.extend(e.vector for e in embedder.embed(chosen))
+        if vecs:
+            mean = np.mean(np.asarray(vecs, dtype=np.float32), axis=0)
+            out[name] = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return out
+
+
+def search(reader: IndexReader, query: Query, settings: Settings, opts: SearchOptions) -> list[Hit]:
+    state = reader.state
+    names = list(state.spaces)
+    if opts.space:
+        matches = [n for n in names if n == opts.space or n.split(":")[-1] == opts.space]
+        if not matches:
+            raise UsageError(
+                f"no space '{opts.space}' in this index", hint=f"spaces: {', '.join(names)}"
+            )
+        names = matches
+    modality = query.modality
+    spaces: dict[str, LiveSpace] = {}
+    for name in names:
+        info = state.spaces[name]
+        wanted = "image" if modality == "video" else modality
+        if wanted in info.encoders or (modality == "video" and "audio" in info.encoders):
+            live = bind_recorded(info, settings)
+            check_compatible(info, live)
+            spaces[name] = live
+    if not spaces:
+        raise UsageError(f"this index has no space that takes a {modality} query")
+    vectors = query_vectors(query, spaces, settings)
+    allowed = allowed_segments(reader, opts)
+    per_space: dict[str, list[tuple[int, float]]] = {}
+    for name, vec in vectors.items():
+        index = reader.space(name)
+        pool = max(opts.pool, opts.k * 10)
+        ids, scores = index.search(vec, pool, allowed)
+        per_space[name] = list(zip(ids.tolist(), scores.tolist(), strict=True))
+    cosines = {name: dict(hits) for name, hits in per_space.items()}
+    if modality == "text" and not opts.space and opts.feedback:
+        per_space = {
+            n: visual_feedback(reader, n, hits, opts.feedback) for n, hits in per_space.items()
+        }
+    rank = segment_hits if opts.segments else file_hits
+    # A file deleted since the last `mms index` is not offered: one stat per shown result.
+    return rank(state, per_space, cosines, spaces, modality, opts.k, opts.rrf_k, os.path.exists)
