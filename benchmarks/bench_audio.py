@@ -44,10 +44,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mmsearch_cli import model_cache  # noqa: E402
 from mmsearch_cli.config import load_settings  # noqa: E402
 from mmsearch_cli.decoders import audio  # noqa: E402
 from mmsearch_cli.embedders import yamnet  # noqa: E402
+from mmsearch_cli.models import wheels  # noqa: E402
 
 QUERIES = {
     "dog": ["dog barking", "Two dogs barking"],
@@ -214,7 +214,7 @@ def bench_asr(corpus: Path, model_dir: Path) -> None:
     waves = {r["file"]: audio.load(folder / r["file"]) for r in rows}
     seconds = sum(len(w) for w in waves.values()) / 16000
     runs = [("tiny.en", 1), ("tiny.en", 2), ("tiny.en", 5)]
-    if model_cache.is_fetched(model_dir, "whisper-base-part1"):
+    if wheels.is_fetched(model_dir, "whisper-base-part1"):
         runs.append(("base", 1))
     for model, beam in runs:
         tr = Transcriber(model_dir, model=model, beam_size=beam)
@@ -250,7 +250,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=ROOT.parent / "shared" / "corpus")
     args = parser.parse_args()
     model_dir = load_settings().model_dir
-    model_cache.fetch(model_dir, "yamnet-int8")
+    wheels.fetch(model_dir, "yamnet-int8")
     if args.what in ("decode", "all"):
         bench_decode()
     if args.what in ("tags", "all"):

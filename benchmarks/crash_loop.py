@@ -53,7 +53,7 @@ from mmsearch_cli.cli import console
 log = os.environ["MMS_CRASH_PROGRESS"]
 
 @contextlib.contextmanager
-def progress(label):
+def progress(label, quiet=False):
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         yield lambda done, total, path: os.write(fd, f"{done} {total}\\n".encode())

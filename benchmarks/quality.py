@@ -30,7 +30,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mmsearch_cli import reranking  # noqa: E402
 from mmsearch_cli.cli.app import run  # noqa: E402
 from mmsearch_cli.config import load_settings  # noqa: E402
 from mmsearch_cli.evaluation.run import (  # noqa: E402
@@ -40,6 +39,7 @@ from mmsearch_cli.evaluation.run import (  # noqa: E402
     run_queries,
     summarise,
 )
+from mmsearch_cli.rerank import stage as reranking  # noqa: E402
 from mmsearch_cli.rerank.crossencoder import Reranker, get_reranker  # noqa: E402
 from mmsearch_cli.store.index import IndexReader  # noqa: E402
 

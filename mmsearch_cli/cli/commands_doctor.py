@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from mmsearch_cli.cli.options import IndexOpt, settings
+from mmsearch_cli import api
+from mmsearch_cli.cli.options import IndexOpt, JsonOpt, settings
 from mmsearch_cli.errors import ExitStatus
 from mmsearch_cli.search.rows import dumps
 
@@ -21,16 +22,13 @@ def doctor(
     repair: Annotated[
         bool, typer.Option("--repair", help="Repair what can be repaired (takes the lock).")
     ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    json_out: JsonOpt = False,
 ) -> int:
     """Check an index for damage (sidecar, vector files, records, journal); exit 3 if damaged.
 
     Example: mms doctor --repair
     """
-    from mmsearch_cli.store.doctor import doctor as run_doctor
-
-    conf = settings(index)
-    report = run_doctor(conf.index_dir, fix=repair)
+    report = api.doctor(settings=settings(index), repair=repair)
     if json_out:
         sys.stdout.write(dumps(report.to_dict(), indent=2) + "\n")
     else:

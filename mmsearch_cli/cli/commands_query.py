@@ -1,56 +1,36 @@
-"""``mms query``: text, image, audio or video in; ranked files out."""
+"""``mms query`` and ``mms rerank``: ranked files out, as a table or a machine format."""
 
 from __future__ import annotations
 
+import json
 import sys
-import typing
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import typer
 
+from mmsearch_cli import api
 from mmsearch_cli.cli import console
 from mmsearch_cli.cli.options import (
     FormatOpt,
     IndexOpt,
+    NullOpt,
     QuietOpt,
+    RerankerOpt,
+    TopOpt,
     check_format,
+    parse_date,
+    parse_size,
     parse_types,
     settings,
 )
-from mmsearch_cli.errors import NoResultsError, UsageError
-from mmsearch_cli.items import modality_of
-from mmsearch_cli.search.rows import render, to_row
-
-MediaOpt = Annotated[Path | None, typer.Option(exists=False, dir_okay=False, show_default=False)]
+from mmsearch_cli.errors import ExitStatus, UsageError
+from mmsearch_cli.search.rows import Row, from_json, render
 
 
 def register(app: typer.Typer) -> None:
     app.command("query")(query)
     app.command("rerank")(rerank)
-
-
-def _parse_date(value: str | None, flag: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"{flag} takes a date like 2024-05-31 or 2024-05-31T12:00") from None
-
-
-def _size(value: str | None, flag: str) -> int | None:
-    if not value:
-        return None
-    units = {"k": 1e3, "m": 1e6, "g": 1e9}
-    v = value.strip().lower().rstrip("b")
-    try:
-        if v and v[-1] in units:
-            return int(float(v[:-1]) * units[v[-1]])
-        return int(v)
-    except ValueError:
-        raise UsageError(f"{flag} takes a size like 500k, 20M or 1G") from None
 
 
 def query(
@@ -72,9 +52,7 @@ def query(
         Path | None,
         typer.Option("--video", help="Find things like this video.", show_default=False),
     ] = None,
-    top: Annotated[
-        int, typer.Option("--top", "-k", min=1, envvar="MMS_TOP", help="Number of results.")
-    ] = 10,
+    top: TopOpt = 10,
     types: Annotated[
         str | None,
         typer.Option("--type", "-t", help="Only these file types: text,image,audio,video."),
@@ -106,72 +84,44 @@ def query(
     rerank: Annotated[
         bool, typer.Option("--rerank", help="Re-score the candidates with a cross-encoder.")
     ] = False,
-    reranker: Annotated[
-        str | None,
-        typer.Option(
-            envvar="MMS_RERANKER",
-            help="Cross-encoder: a sentence-transformers id or folder [default: packaged].",
-        ),
-    ] = None,
+    reranker: RerankerOpt = None,
     candidates: Annotated[int, typer.Option(min=1, help="Candidates from the first stage.")] = 100,
     fmt: FormatOpt = "table",
-    null: Annotated[
-        bool, typer.Option("-0", "--null", help="NUL-separated paths, for xargs -0.")
-    ] = False,
+    null: NullOpt = False,
     index: IndexOpt = None,
     quiet: QuietOpt = False,
-) -> None:
+) -> int:
     """Search the index with text, or with an image, sound or video file.
 
     Example: mms query "a red dress" -k 5 --type image --format jsonl | jq -r .path
     """
-    from mmsearch_cli.search.engine import Query, SearchOptions, search
-    from mmsearch_cli.store.index import IndexReader
-
     check_format(fmt)
-    conf = settings(index, quiet)
+    conf = settings(index)
     media = [m for m in (image, audio, video) if m is not None]
     if len(media) + (text is not None) != 1:
         raise UsageError("give exactly one query: TEXT, --image, --audio or --video")
-    if text is not None and not text.strip():
-        raise UsageError("the query text is empty")
-    if text is not None and modality_of(text) not in (None, "text") and Path(text).is_file():
-        console.info(f"mms: treating '{text}' as a {modality_of(text)} query (file exists)")
+    if text is not None and (kind := api.media_kind(text)):
+        console.info(f"mms: treating '{text}' as a {kind} query (file exists)", quiet=quiet)
         media, text = [Path(text)], None
-    if media:
-        if not media[0].is_file():
-            raise UsageError(f"query file not found: {media[0]}")
-        q = Query(media=media[0].resolve())
-    else:
-        q = Query(text=text)
-    opts = SearchOptions(
-        k=top if not rerank else max(top, candidates),
-        types=parse_types(types), path_glob=path, space=space, segments=segments,
-        pool=max(candidates, top), after=_parse_date(after, "--after"),
-        before=_parse_date(before, "--before"), min_size=_size(min_size, "--min-size"),
-        max_size=_size(max_size, "--max-size"),
-        exclude_paths=frozenset({str(q.media)}) if q.media else frozenset(),
+    rows = api.query_rows(
+        text, media=media[0] if media else None, settings=conf, k=top, rerank=rerank,
+        reranker=reranker, candidates=candidates, types=parse_types(types), path_glob=path,
+        space=space, segments=segments, after=parse_date(after, "--after"),
+        before=parse_date(before, "--before"), min_size=parse_size(min_size, "--min-size"),
+        max_size=parse_size(max_size, "--max-size"),
     )  # fmt: skip
-    reader = IndexReader.open(conf.index_dir)
-    hits = search(reader, q, conf, opts)
-    rows = [to_row(h) for h in hits]
-    if rerank:
-        if text is None:
-            raise UsageError("--rerank needs a text query")
-        from mmsearch_cli.rerank.stage import rerank_rows
+    return emit(rows, fmt, null, explain=explain, quiet=quiet)
 
-        rows = rerank_rows(text, rows, conf, spec=reranker, k=top)
+
+def emit(rows: list[Row], fmt: str, null: bool, *, explain: bool = False, quiet: bool) -> int:
+    """Results to stdout: a table for people (with each space's rank under --explain), or
+    one of the machine formats. No rows: a note on stderr and exit 5."""
     if not rows:
-        raise NoResultsError("no results")
-    emit(rows, fmt, null, explain=explain)
-
-
-def emit(rows: list[dict[str, typing.Any]], fmt: str, null: bool, *, explain: bool = False) -> None:
-    """Results to stdout: a table for people (with each space's rank under --explain),
-    or one of the machine formats."""
+        console.info("mms: no results", quiet=quiet)
+        return ExitStatus.NO_RESULTS
     if fmt != "table" or null:
         render(rows, fmt, sys.stdout.buffer, nul=null)
-        return
+        return ExitStatus.OK
     console.print_table(rows)
     if explain:
         for row in rows:
@@ -179,6 +129,7 @@ def emit(rows: list[dict[str, typing.Any]], fmt: str, null: bool, *, explain: bo
                 f"{s} #{v['rank']} ({v['score']:.3f})" for s, v in row["spaces"].items()
             )
             sys.stdout.write(f"  {row['rank']:>3}  {parts}\n")
+    return ExitStatus.OK
 
 
 def rerank(
@@ -188,62 +139,40 @@ def rerank(
     top: Annotated[
         int | None, typer.Option("--top", "-k", min=1, help="Keep this many [default: all].")
     ] = None,
-    reranker: Annotated[
-        str | None,
-        typer.Option(
-            envvar="MMS_RERANKER",
-            help="Cross-encoder: a sentence-transformers id or folder [default: packaged].",
-        ),
-    ] = None,
+    reranker: RerankerOpt = None,
     alpha: Annotated[
         float | None,
         typer.Option(min=0.0, max=1.0, help="Weight of the cross-encoder in the final score."),
     ] = None,
     fmt: FormatOpt = "jsonl",
-    null: Annotated[
-        bool, typer.Option("-0", "--null", help="NUL-separated paths, for xargs -0.")
-    ] = False,
+    null: NullOpt = False,
     quiet: QuietOpt = False,
-) -> None:
+) -> int:
     """Re-order piped `mms query --format jsonl` results with a cross-encoder.
 
     Example: mms query "red dress" -k 200 --format jsonl | mms rerank "red dress" -k 10
     """
-    from mmsearch_cli.rerank.stage import DEFAULT_ALPHA, rerank_rows
-
     check_format(fmt)
-    conf = settings(None, quiet)
     if sys.stdin.isatty():
         raise UsageError("mms rerank reads `mms query --format jsonl` results on stdin")
     rows = read_jsonl_rows(sys.stdin.buffer)
-    out = rerank_rows(
-        text, rows, conf, spec=reranker, k=top, alpha=DEFAULT_ALPHA if alpha is None else alpha
-    )
-    if not out:
-        raise NoResultsError("no results")
-    emit(out, fmt, null)
+    out = api.rerank_rows(text, rows, settings=settings(), k=top, reranker=reranker, alpha=alpha)
+    return emit(out, fmt, null, quiet=quiet)
 
 
-def read_jsonl_rows(stream: typing.BinaryIO) -> list[dict[str, typing.Any]]:
+def read_jsonl_rows(stream: BinaryIO) -> list[Row]:
     """Parse piped rows; a bad line is a usage error naming its line number."""
-    import json
-
-    rows = []
+    rows: list[Row] = []
     for n, raw in enumerate(stream, start=1):
         line = raw.decode("utf-8", "replace").strip()
         if not line:
             continue
         try:
-            row = json.loads(line)
+            obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise UsageError(f"stdin line {n}: not JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or "path" not in row or "score" not in row:
-            raise UsageError(
-                f"stdin line {n}: expected a `mms query --format jsonl` row with path and score"
-            )
         try:
-            row["score"] = float(row["score"])
-        except (TypeError, ValueError):
-            raise UsageError(f"stdin line {n}: score is not a number") from None
-        rows.append(row)
+            rows.append(from_json(obj, f"stdin line {n}", rank=len(rows) + 1))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     return rows

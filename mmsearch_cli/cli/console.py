@@ -6,19 +6,18 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from mmsearch_cli.search.rows import ref
+from mmsearch_cli.search.rows import Row, ref
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-QUIET = False
 
 
-def info(message: str) -> None:
-    if not QUIET:
+def info(message: str, *, quiet: bool = False) -> None:
+    """A note on stderr; ``--quiet`` silences it."""
+    if not quiet:
         err.print(message, markup=False)
 
 
@@ -27,9 +26,9 @@ def warn(message: str) -> None:
 
 
 @contextmanager
-def progress(label: str) -> Iterator[Callable[[int, int, str], None]]:
+def progress(label: str, *, quiet: bool = False) -> Iterator[Callable[[int, int, str], None]]:
     """A progress bar on stderr, only when stderr is a terminal and not --quiet."""
-    if QUIET or not sys.stderr.isatty():
+    if quiet or not sys.stderr.isatty():
         yield lambda done, total, path: None
         return
     from rich.progress import (
@@ -52,7 +51,7 @@ def progress(label: str) -> Iterator[Callable[[int, int, str], None]]:
         yield update
 
 
-def print_table(rows: Sequence[dict[str, Any]]) -> None:
+def print_table(rows: Sequence[Row]) -> None:
     # Piped into less or a file there is no width to fit: do not wrap paths at 80.
     out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")

@@ -1,15 +1,17 @@
-"""Options shared by several commands (typer ``Annotated`` types with env vars)."""
+"""Options shared by several commands, declared once (typer ``Annotated`` types with env
+vars), and the parsers that turn their strings into the library's types."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from mmsearch_cli.cli import console
 from mmsearch_cli.config import Settings, load_settings
 from mmsearch_cli.errors import UsageError
+from mmsearch_cli.items import FILE_MODALITIES
 from mmsearch_cli.search.rows import FORMATS
 
 IndexOpt = Annotated[
@@ -20,33 +22,42 @@ IndexOpt = Annotated[
     ),
 ]  # fmt: skip
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or notes on stderr.")]
-DebugOpt = Annotated[
-    bool, typer.Option("--debug", envvar="MMS_DEBUG", help="Show tracebacks on errors.")
-]
-
-
 FormatOpt = Annotated[
     str,
     typer.Option(
         "--format", "-f", envvar="MMS_FORMAT", help=f"Output format: {', '.join(FORMATS)}."
     ),
 ]
+NullOpt = Annotated[bool, typer.Option("-0", "--null", help="NUL-separated paths, for xargs -0.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+WaitOpt = Annotated[
+    float, typer.Option(help="Seconds to wait if another run holds the index (-1: forever).")
+]
+TopOpt = Annotated[
+    int, typer.Option("--top", "-k", min=1, envvar="MMS_TOP", help="Number of results.")
+]
+RerankerOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="MMS_RERANKER",
+        help="Cross-encoder: a sentence-transformers id or folder [default: packaged].",
+    ),
+]
 
 
-def settings(index: Path | None, quiet: bool = False, **kw: object) -> Settings:
-    console.QUIET = quiet
-    return load_settings(index_dir=index, **kw)  # type: ignore[arg-type]
+def settings(index: Path | None = None) -> Settings:
+    """Settings for a command: its flags win over env vars, the config file and defaults."""
+    return load_settings(index_dir=index)
 
 
 def parse_types(value: str | None) -> frozenset[str] | None:
+    """``--type image,text`` as a set of file modalities (None: no filter)."""
     if not value:
         return None
-    allowed = {"text", "image", "audio", "video"}
     parts = frozenset(p.strip() for p in value.split(",") if p.strip())
-    bad = parts - allowed
-    if bad:
+    if bad := parts - set(FILE_MODALITIES):
         raise UsageError(
-            f"unknown type(s) {', '.join(sorted(bad))}; use {', '.join(sorted(allowed))}"
+            f"unknown type(s) {', '.join(sorted(bad))}; use {', '.join(sorted(FILE_MODALITIES))}"
         )
     return parts
 
@@ -55,3 +66,26 @@ def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise UsageError(f"unknown format '{fmt}'; use one of {', '.join(FORMATS)}")
     return fmt
+
+
+def parse_date(value: str | None, flag: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{flag} takes a date like 2024-05-31 or 2024-05-31T12:00") from None
+
+
+def parse_size(value: str | None, flag: str) -> int | None:
+    """``500k``, ``20M``, ``1G`` (decimal units) or plain bytes."""
+    if not value:
+        return None
+    units = {"k": 1e3, "m": 1e6, "g": 1e9}
+    v = value.strip().lower().rstrip("b")
+    try:
+        if v and v[-1] in units:
+            return int(float(v[:-1]) * units[v[-1]])
+        return int(v)
+    except ValueError:
+        raise UsageError(f"{flag} takes a size like 500k, 20M or 1G") from None

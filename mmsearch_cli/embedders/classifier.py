@@ -17,7 +17,7 @@ from PIL import Image
 
 from mmsearch_cli.errors import ModelUnavailableError
 from mmsearch_cli.items import MediaItem
-from mmsearch_cli.models import export as onnx_export
+from mmsearch_cli.models import export
 from mmsearch_cli.models.sessions import open_session
 
 DEFAULT_VARIANT = "efficientnet-lite0"
@@ -115,14 +115,14 @@ class ImageClassifier:
     def meta(self) -> dict[str, Any]:
         """The export's meta.json, exporting first if needed (Lite0 only: its weights ship)."""
         if not self._meta:
-            if not onnx_export.is_exported(self.export_dir):
+            if not export.is_exported(self.export_dir):
                 if self.variant != DEFAULT_VARIANT:
                     raise ModelUnavailableError(
                         f"no ONNX export of {self.variant} in {self.model_dir}",
-                        hint="export it with onnx_export.export_efficientnet_lite",
+                        hint="export it with models.export.export_efficientnet_lite",
                     )
-                onnx_export.export_efficientnet_lite0(self.export_dir)
-            self._meta = onnx_export.read_meta(self.export_dir)
+                export.export_efficientnet_lite0(self.export_dir)
+            self._meta = export.read_meta(self.export_dir)
         return self._meta
 
     def _ensure_session(self) -> Any:

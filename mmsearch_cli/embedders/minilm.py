@@ -2,7 +2,7 @@
 
 A query in a fresh process (imports, session load, encode) costs ~0.45 s this way against
 ~5.9 s through sentence-transformers (notes/performance.md; benchmarks/bench_embedders.py);
-a warm short query ~2.5 ms. The ONNX graph (exported once by ``onnx_export.export_minilm``)
+a warm short query ~2.5 ms. The ONNX graph (exported once by ``export.export_minilm``)
 does the mean pooling and L2 normalisation itself.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from mmsearch_cli.embedders.base import Embedder, l2_normalise
 from mmsearch_cli.items import Embedded, InputModality, MediaItem
-from mmsearch_cli.models import export as onnx_export
+from mmsearch_cli.models import export
 from mmsearch_cli.models.files import cached_array
 from mmsearch_cli.models.sessions import open_session
 
@@ -41,7 +41,7 @@ class MiniLMEmbedder(Embedder):
 
     @property
     def export_dir(self) -> Path:
-        return onnx_export.minilm_dir(self.model_dir)
+        return export.minilm_dir(self.model_dir)
 
     def _load(self) -> None:
         from tokenizers import Tokenizer
@@ -62,9 +62,9 @@ class MiniLMEmbedder(Embedder):
     def _export_meta(self) -> dict[str, Any]:
         """The export's meta.json (exporting first if needed); cheap, no session."""
         if not self._meta:
-            if not onnx_export.is_exported(self.export_dir):
-                onnx_export.export_minilm(self.export_dir)
-            self._meta = onnx_export.read_meta(self.export_dir)
+            if not export.is_exported(self.export_dir):
+                export.export_minilm(self.export_dir)
+            self._meta = export.read_meta(self.export_dir)
         return self._meta
 
     def embed(self, items: Sequence[MediaItem]) -> list[Embedded]:

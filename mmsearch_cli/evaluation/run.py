@@ -8,7 +8,7 @@ Query file format (one JSON object per line, as ``shared/corpus/queries.jsonl``)
 Exactly one of ``text``, ``image``, ``audio``, ``video``; grades 2 (exact) and 1
 (related). Relevant paths are relative to ``root`` (default: the query file's folder);
 query media paths are relative to the query file's folder. A media query's own file is
-dropped from its results before scoring.
+not among its results (``search`` leaves it out).
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch_cli.config import Settings
-from mmsearch_cli.errors import UsageError
+from mmsearch_cli.errors import QualityBarError, UsageError
 from mmsearch_cli.evaluation import metrics
 from mmsearch_cli.items import modality_of
 from mmsearch_cli.search.engine import search
 from mmsearch_cli.search.query import Query, SearchOptions
+from mmsearch_cli.search.rows import Row, to_row
 from mmsearch_cli.store.index import IndexReader
 
 QUERY_FIELDS = ("text", "image", "audio", "video")
@@ -108,16 +109,13 @@ def run_queries(
     reader: IndexReader,
     queries: Sequence[LabelledQuery],
     settings: Settings,
-    transform: Callable[[LabelledQuery, list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    transform: Callable[[LabelledQuery, list[Row]], list[Row]] | None = None,
     **options: Any,
 ) -> list[QueryOutcome]:
     """Search each query (``options``: further ``SearchOptions`` fields, for sweeps)."""
-    from mmsearch_cli.search.rows import to_row
-
     outcomes = []
     for lq in queries:
-        exclude = frozenset({os.fspath(lq.query.media)}) if lq.query.media else frozenset()
-        opts = SearchOptions(k=POOL, pool=POOL, exclude_paths=exclude, **options)
+        opts = SearchOptions(k=POOL, pool=POOL, **options)
         started = time.perf_counter()
         rows = [to_row(h) for h in search(reader, lq.query, settings, opts)]
         if transform is not None:
@@ -175,3 +173,100 @@ def summarise(outcomes: list[QueryOutcome], indexed: set[str], k: int) -> dict[s
         summary["p95_ms"] = metrics.percentile(latency[key], 95) * 1000
         table[key] = summary
     return {"queries": len(outcomes), "answerable": answerable, "groups": table}
+
+
+MODALITIES = ("text", "image", "audio", "video")
+
+
+@dataclass
+class Evaluation:
+    """What ``mms eval`` reports: per system (first stage, reranked) its summary and the
+    outcome of every query."""
+
+    k: int
+    queries: list[LabelledQuery]
+    outcomes: dict[str, list[QueryOutcome]]
+    summaries: dict[str, dict[str, Any]]
+
+    def check_bars(
+        self,
+        *,
+        min_ndcg: float | None = None,
+        min_mrr: float | None = None,
+        min_recall: float | None = None,
+    ) -> None:
+        """Raise ``QualityBarError`` (exit 9) if the last system's overall figure falls
+        below a bar: a CI gate on retrieval quality."""
+        k = self.k
+        last = self.summaries[list(self.summaries)[-1]]["groups"].get("all", {})
+        for bar, key in ((min_ndcg, f"nDCG@{k}"), (min_mrr, f"MRR@{k}"), (min_recall, f"R@{k}")):
+            if bar is not None and last.get(key, 0.0) < bar:
+                raise QualityBarError(f"{key} {last.get(key, 0.0):.3f} is below the bar {bar:.3f}")
+
+    def table(self) -> list[tuple[str, str, dict[str, float]]]:
+        """(system, group, figures) in reading order: overall, then per query modality,
+        per target modality and per (query, target) pair."""
+        return [
+            (name, group, summary["groups"][group])
+            for name, summary in self.summaries.items()
+            for group in group_order(summary["groups"])
+        ]
+
+    def to_dict(self, per_query: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {"k": self.k, "systems": self.summaries}
+        if per_query:
+            data["per_query"] = {name: per_query_rows(out) for name, out in self.outcomes.items()}
+        return data
+
+
+def evaluate(
+    reader: IndexReader,
+    queries: list[LabelledQuery],
+    settings: Settings,
+    *,
+    k: int = 10,
+    first_stage: bool = True,
+    rerank: bool = False,
+    reranker: str | None = None,
+    alpha: float | None = None,
+) -> Evaluation:
+    """Run the first stage and/or the reranked system over ``queries``; the cross-encoder
+    reads text queries only, so media queries keep their first-stage order."""
+    from mmsearch_cli.rerank.stage import rerank_rows
+
+    def second_stage(lq: LabelledQuery, rows: list[Row]) -> list[Row]:
+        if lq.query.text is None:
+            return rows
+        return rerank_rows(lq.query.text, rows, settings, spec=reranker, alpha=alpha)
+
+    indexed = {p for p, f in reader.state.files.items() if f.status == "ok"}
+    outcomes: dict[str, list[QueryOutcome]] = {}
+    if first_stage:
+        outcomes["first-stage"] = run_queries(reader, queries, settings)
+    if rerank:
+        label = "rerank" if alpha is None else f"rerank(a={alpha:g})"
+        outcomes[label] = run_queries(reader, queries, settings, second_stage)
+    summaries = {name: summarise(out, indexed, k) for name, out in outcomes.items()}
+    return Evaluation(k, queries, outcomes, summaries)
+
+
+def per_query_rows(outcomes: list[QueryOutcome]) -> list[dict[str, Any]]:
+    """Each query's id, modality, text or file, first relevant rank and top 3 paths."""
+    return [
+        {
+            "id": o.query.id,
+            "modality": o.query.modality,
+            "query": o.query.query.text or str(o.query.query.media),
+            "first_relevant": o.first_relevant,
+            "top": o.ranked[:3],
+        }
+        for o in outcomes
+    ]
+
+
+def group_order(groups: dict[str, Any]) -> list[str]:
+    """all, then per query modality, per target modality, per (query, target) pair."""
+    order = ["all"]
+    order += [f"query:{m}" for m in MODALITIES] + [f"target:{m}" for m in MODALITIES]
+    order += [f"{q}->{t}" for q in MODALITIES for t in MODALITIES]
+    return [g for g in order if g in groups]

@@ -24,7 +24,6 @@ thread, so ``--rerank`` stays opt-in.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -32,6 +31,7 @@ from mmsearch_cli.config import Settings
 from mmsearch_cli.errors import UsageError
 from mmsearch_cli.rerank.crossencoder import get_reranker
 from mmsearch_cli.search.explain import TEXT_KINDS
+from mmsearch_cli.search.rows import Row
 
 # Cross-encoder weight per family (see the module docstring for the measurements).
 DEFAULT_ALPHA: dict[str, float] = {"text": 0.2, "picture": 0.2, "sound": 0.0}
@@ -42,13 +42,13 @@ FAMILY = {kind: "text" for kind in TEXT_KINDS} | {
 }
 
 
-def passage(row: dict[str, Any]) -> str:
+def passage(row: Row) -> str:
     """The text a cross-encoder reads for a row: chunk, description, transcript or tags."""
     text = str(row.get("text") or "").strip()
     return text or str(row.get("why") or "").strip()
 
 
-def family(row: dict[str, Any]) -> str:
+def family(row: Row) -> str:
     """A row's family by its segment kind; rows of unknown kind count as text."""
     return FAMILY.get(str(row.get("kind") or ""), "text")
 
@@ -63,13 +63,13 @@ def alpha_for(alpha: float | Mapping[str, float] | None, fam: str) -> float:
 
 def rerank_rows(
     query: str,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Row],
     settings: Settings,
     *,
     spec: str | None = None,
     k: int | None = None,
     alpha: float | Mapping[str, float] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Row]:
     """Re-order ``rows`` (best first) per family; ``alpha`` is one weight for every
     family or a mapping family -> weight (default ``DEFAULT_ALPHA``). A row's new
     ``score`` is the first-stage score of the rank it now holds, so scores still fall
@@ -92,10 +92,10 @@ def rerank_rows(
         final = blend_scores(first[slots], logits[slots], weight)
         for held, moved in zip(slots, slots[np.argsort(-final, kind="stable")], strict=True):
             order[int(held)] = int(moved)
-    out: list[dict[str, Any]] = []
+    out: list[Row] = []
     for slot, i in enumerate(order[: k or len(rows)]):
-        row = dict(rows[i])
-        row["rank_before"] = row.get("rank", i + 1)
+        row = rows[i].copy()
+        row["rank_before"] = row["rank"]
         row["first_stage_score"] = row["score"]
         row["rerank_score"] = None if np.isnan(logits[i]) else round(float(logits[i]), 4)
         row["score"] = rows[slot]["score"]

@@ -4,6 +4,7 @@ segments per space, then group them per file and fuse the spaces (``fusion``).""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 
@@ -52,6 +53,10 @@ def query_vectors(
 
 
 def search(reader: IndexReader, query: Query, settings: Settings, opts: SearchOptions) -> list[Hit]:
+    """Ranked hits for ``query``. A media query's own file is never among them: "more like
+    this photo" should not answer with the photo."""
+    if query.media is not None:
+        opts = replace(opts, exclude_paths=opts.exclude_paths | {os.fspath(query.media)})
     state = reader.state
     names = list(state.spaces)
     if opts.space:

@@ -1,4 +1,5 @@
-"""Result rows: built once from hits, rendered as json, jsonl, tsv or paths.
+"""Result rows: ``Hit`` is what the engine returns; ``Row`` is the stable, documented
+record built once from it and rendered as json, jsonl, tsv or paths (or a table by the CLI).
 
 The JSON schema is stable and documented in the README ("Output formats"). A path
 that is not valid UTF-8 is written with ``\\udcXX`` escapes (Python's surrogateescape,
@@ -12,13 +13,13 @@ import json
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any, BinaryIO
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, NotRequired, TypedDict
 
 
 @dataclass
 class Hit:
-    """One result row; rendered many ways (see ``results``)."""
+    """One ranked file (or segment) as the engine found it."""
 
     rank: int
     score: float
@@ -37,6 +38,30 @@ class Hit:
     segment_id: int = -1
 
 
+class Row(TypedDict):
+    """A result as every output format writes it (README, "Output formats")."""
+
+    rank: int
+    score: float
+    path: str
+    modality: str
+    kind: str
+    chunk: int | None
+    t: float | None
+    end: float | None
+    segments_matched: int
+    why: str
+    text: str
+    spaces: dict[str, dict[str, float]]
+    size: int | None
+    mtime: float | None
+    path_b64: NotRequired[str]  # only for names that are not valid UTF-8
+    # after reranking only
+    rank_before: NotRequired[int]
+    first_stage_score: NotRequired[float]
+    rerank_score: NotRequired[float | None]
+
+
 FORMATS = ("table", "json", "jsonl", "tsv", "paths")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
@@ -45,36 +70,56 @@ def has_surrogates(path: str) -> bool:
     return bool(_SURROGATE.search(path))
 
 
-def ref(row: dict[str, Any]) -> str:
+def ref(row: Row) -> str:
     """``path#t=SS.s`` for time-based hits (media fragment URI syntax), else the path."""
     if row.get("t") is not None:
         return f"{row['path']}#t={row['t']:.1f}"
     return str(row["path"])
 
 
-def to_row(hit: Any) -> dict[str, Any]:
-    data = asdict(hit) if is_dataclass(hit) and not isinstance(hit, type) else dict(hit)
-    row: dict[str, Any] = {
-        "rank": data["rank"],
-        "score": data["score"],
-        "path": data["path"],
-        "modality": data["modality"],
-        "kind": data["kind"],
-        "chunk": data.get("chunk"),
-        "t": data.get("start"),
-        "end": data.get("end"),
-        "segments_matched": data.get("segments_matched", 1),
-        "why": data.get("why", ""),
-        "text": data.get("text", ""),
-        "spaces": data.get("spaces", {}),
-        "size": data.get("size"),
-        "mtime": data.get("mtime"),
-    }
-    for key in ("rerank_score", "rank_before", "first_stage_score"):
-        if key in data:
-            row[key] = data[key]
+def to_row(hit: Hit) -> Row:
+    row = Row(
+        rank=hit.rank,
+        score=hit.score,
+        path=hit.path,
+        modality=hit.modality,
+        kind=hit.kind,
+        chunk=hit.chunk,
+        t=hit.start,
+        end=hit.end,
+        segments_matched=hit.segments_matched,
+        why=hit.why,
+        text=hit.text,
+        spaces=hit.spaces,
+        size=hit.size,
+        mtime=hit.mtime,
+    )
     if has_surrogates(row["path"]):
         row["path_b64"] = base64.b64encode(os.fsencode(row["path"])).decode()
+    return row
+
+
+def from_json(obj: object, where: str, rank: int) -> Row:
+    """A row read back from ``--format jsonl`` (``mms rerank`` on piped results). Only
+    ``path`` and a numeric ``score`` are required (``rank`` stands in for a missing one);
+    ValueError names what is wrong."""
+    if not isinstance(obj, dict) or "path" not in obj or "score" not in obj:
+        raise ValueError(f"{where}: expected a `mms query --format jsonl` row with path and score")
+    try:
+        score = float(obj["score"])
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: score is not a number") from None
+    row = Row(
+        rank=int(obj.get("rank") or rank), score=score, path=str(obj["path"]),
+        modality=str(obj.get("modality") or ""), kind=str(obj.get("kind") or ""),
+        chunk=obj.get("chunk"), t=obj.get("t"), end=obj.get("end"),
+        segments_matched=int(obj.get("segments_matched") or 1), why=str(obj.get("why") or ""),
+        text=str(obj.get("text") or ""), spaces=dict(obj.get("spaces") or {}),
+        size=obj.get("size"), mtime=obj.get("mtime"),
+    )  # fmt: skip
+    for key in ("path_b64", "rank_before", "first_stage_score", "rerank_score"):
+        if key in obj:
+            row[key] = obj[key]
     return row
 
 
@@ -89,7 +134,7 @@ def tsv_escape(value: Any) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def render(rows: Sequence[dict[str, Any]], fmt: str, out: BinaryIO, *, nul: bool = False) -> None:
+def render(rows: Sequence[Row], fmt: str, out: BinaryIO, *, nul: bool = False) -> None:
     """Write rows to a binary stream (paths as their original bytes where it matters)."""
     if nul:
         for row in rows:
