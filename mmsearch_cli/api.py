@@ -154,9 +154,17 @@ def evaluate(
 
 def models(*, settings: Settings | None = None) -> list[dict[str, Any]]:
     """Embedders, model files and profiles: available or not, sizes, licences, sources."""
+    from mmsearch_cli.embedders import registry
+    from mmsearch_cli.embedders.spaces import PROFILES
     from mmsearch_cli.models.catalog import catalog
 
-    return catalog(_settings(None, settings))
+    conf = _settings(None, settings)
+    profiles = [
+        {"name": f"profile:{name}", "kind": "profile", "available": True, "licence": "-",
+         "source": text}
+        for name, text in PROFILES.items()
+    ]  # fmt: skip
+    return [*registry.catalog(conf), *catalog(conf), *profiles]
 
 
 def fetch_models(

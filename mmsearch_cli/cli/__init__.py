@@ -1,1 +1,4 @@
-"""The ``mms`` command: parse, call the library, render. Only this package imports typer/rich."""
+"""The ``mms`` command: parse, call ``api``, render. Only this package imports typer/rich.
+
+Imports ``api``, ``errors``, ``config``, ``items`` and ``search.rows`` (ARCHITECTURE.md).
+"""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -13,9 +13,6 @@ from mmsearch_cli.cli import console
 from mmsearch_cli.cli.options import IndexOpt, QuietOpt, RerankerOpt, settings
 from mmsearch_cli.errors import UsageError
 from mmsearch_cli.search.rows import dumps
-
-if TYPE_CHECKING:
-    from mmsearch_cli.evaluation.run import Evaluation
 
 COLUMNS = (
     "queries",
@@ -93,7 +90,7 @@ def eval_cmd(
     )
 
 
-def _show(result: Evaluation, fmt: str, per_query: bool) -> None:
+def _show(result: api.Evaluation, fmt: str, per_query: bool) -> None:
     if fmt == "json":
         sys.stdout.write(dumps(result.to_dict(per_query), indent=2) + "\n")
         return
@@ -108,7 +105,7 @@ def _show(result: Evaluation, fmt: str, per_query: bool) -> None:
                 )
 
 
-def _print(result: Evaluation) -> None:
+def _print(result: api.Evaluation) -> None:
     cols = [c.replace("10", str(result.k)) for c in COLUMNS]
     head = f"{'system':<16} {'group':<14}" + "".join(f"{c:>9}" for c in cols)
     sys.stdout.write(head + "\n")

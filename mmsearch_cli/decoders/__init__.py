@@ -1,1 +1,4 @@
-"""Media decoders: files in, ``MediaItem``s out. One module per kind of media."""
+"""Decode: files in, ``MediaItem``s out (``dispatch.decode``), one module per kind of media.
+
+Imports ``models``, ``items``, ``config``, ``errors`` and ``embedders.yamnet`` (ARCHITECTURE.md).
+"""

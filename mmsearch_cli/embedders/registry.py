@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,3 +92,23 @@ def _shared(
 def _resolve(target: str) -> Callable[..., Embedder]:
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return,unused-ignore]
+
+
+def catalog(settings: Settings) -> list[dict[str, Any]]:
+    """Each embedder for ``mms models``: importable, and its model files fetched?"""
+    from mmsearch_cli.models import wheels
+
+    rows: list[dict[str, Any]] = []
+    for entry in REGISTRY.values():
+        module = entry.target.split(":")[0]
+        available = importlib.util.find_spec(module) is not None
+        if entry.needs_fetch:
+            available = available and wheels.is_fetched(settings.model_dir, entry.needs_fetch)
+        rows.append(
+            {
+                "name": entry.name, "kind": "embedder", "available": available,
+                "space": entry.space, "dim": entry.dim, "accepts": list(entry.accepts),
+                "licence": entry.licence, "source": entry.source,
+            }
+        )  # fmt: skip
+    return rows

@@ -1,14 +1,11 @@
-"""What ``mms models`` lists: embedders, fetchable model files and profiles."""
+"""The model files ``mms models`` lists: fetched wheel assets and downloaded hub models."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
 from mmsearch_cli.config import Settings
-from mmsearch_cli.embedders.registry import REGISTRY
-from mmsearch_cli.embedders.spaces import PROFILES
 from mmsearch_cli.models import wheels
 
 
@@ -17,19 +14,8 @@ def _dir_bytes(path: Path) -> int:
 
 
 def catalog(settings: Settings) -> list[dict[str, Any]]:
+    """Model files: the pinned-wheel assets and hub models in the cache, fetched or not."""
     rows: list[dict[str, Any]] = []
-    for entry in REGISTRY.values():
-        module = entry.target.split(":")[0]
-        available = importlib.util.find_spec(module) is not None
-        if entry.needs_fetch:
-            available = available and wheels.is_fetched(settings.model_dir, entry.needs_fetch)
-        rows.append(
-            {
-                "name": entry.name, "kind": "embedder", "available": available,
-                "space": entry.space, "dim": entry.dim, "accepts": list(entry.accepts),
-                "licence": entry.licence, "source": entry.source,
-            }
-        )  # fmt: skip
     for asset in wheels.ASSETS.values():
         path = wheels.asset_dir(settings.model_dir, asset.name)
         rows.append(
@@ -52,14 +38,4 @@ def catalog(settings: Settings) -> list[dict[str, Any]]:
                 "path": str(folder),
             }
         )  # fmt: skip
-    for name, text in PROFILES.items():
-        rows.append(
-            {
-                "name": f"profile:{name}",
-                "kind": "profile",
-                "available": True,
-                "licence": "-",
-                "source": text,
-            }
-        )
     return rows

@@ -1,1 +1,4 @@
-"""On-disk index: hnswlib files per space, a JSON sidecar, a batch journal and a lock."""
+"""Store: hnswlib files per space, a JSON sidecar, a batch journal and a lock; ``doctor``.
+
+Imports only ``items`` and ``errors``.
+"""
