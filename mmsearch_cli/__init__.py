@@ -6,9 +6,30 @@ is a thin layer over it. Nothing here imports typer or rich.
 
 from __future__ import annotations
 
-from mmsearch_cli.api import index, query
+from mmsearch_cli.api import (
+    doctor,
+    evaluate,
+    forget,
+    index,
+    info,
+    query,
+    query_rows,
+    rerank_rows,
+)
 from mmsearch_cli.errors import ExitStatus, MmsError
 
 __version__ = "0.1.0"
 
-__all__ = ["ExitStatus", "MmsError", "__version__", "index", "query"]
+__all__ = [
+    "ExitStatus",
+    "MmsError",
+    "__version__",
+    "doctor",
+    "evaluate",
+    "forget",
+    "index",
+    "info",
+    "query",
+    "query_rows",
+    "rerank_rows",
+]
