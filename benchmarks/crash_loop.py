@@ -145,29 +145,31 @@ def mms_cmd(*args: str | os.PathLike[str]) -> list[str]:
 def check_index(index: Path) -> list[str]:
     """Everything a reader relies on, without modifying the index. [] when healthy."""
     from mmsearch_cli.errors import MmsError
+    from mmsearch_cli.store import db
     from mmsearch_cli.store.doctor import inconsistent_files
     from mmsearch_cli.store.index import IndexReader, sidecar_path
 
     if not sidecar_path(index).exists():
         code, _ = cli("info", "--index", index, "--json")
-        return [] if code == 3 else [f"no sidecar, but info exited {code}"]
+        return [] if code == 3 else [f"no manifest, but info exited {code}"]
     problems: list[str] = []
     try:
         reader = IndexReader.open(index)
-        for name in reader.state.spaces:
-            reader.space(name)  # raises if a live id is missing or counts disagree
+        for name in reader.spaces:
+            reader.space(name)  # raises if the vector files hold fewer rows than counted
     except MmsError as exc:
         return [f"index does not load: {exc}"]
-    state = reader.state
-    bad, orphans = inconsistent_files(state)
+    bad, orphans = inconsistent_files(reader.con)
     if bad or orphans:
         problems.append(f"{len(bad)} inconsistent files, {len(orphans)} orphan segments")
+    counts = db.counts(reader.con)
+    reader.close()
     code, out = cli("info", "--index", index, "--json")
     if code != 0:
         return [*problems, f"info exited {code}"]
     info = json.loads(out)
-    ok = sum(1 for f in state.files.values() if f.status == "ok")
-    if (info["files"], info["segments"]) != (ok, len(state.segments)):
+    ok = sum(counts["by_modality"].values())
+    if (info["files"], info["segments"]) != (ok, counts["segments"]):
         problems.append(f"info counts {info['files']}/{info['segments']} disagree")
     code, _ = cli("query", "a fish in the sea", "-k", "3", "--format", "jsonl", "--index", index)
     if code not in (0, 5):
@@ -177,15 +179,17 @@ def check_index(index: Path) -> list[str]:
 
 def persisted_since(index: Path, started: float) -> int:
     """Files written by a run that started at ``started``: committed, or journaled for
-    the state the next run will open (what it replays)."""
-    from mmsearch_cli.store.index import read_state, sidecar_path
+    the generation the next run will open (what it replays)."""
+    from mmsearch_cli.store import db
+    from mmsearch_cli.store.index import IndexReader, sidecar_path
     from mmsearch_cli.store.journal import Journal
 
     gen, paths = 0, set()
     if sidecar_path(index).exists():
-        state = read_state(index)
-        gen = state.generation
-        paths = {p for p, r in state.files.items() if r.indexed_at >= started}
+        reader = IndexReader.open(index)
+        gen = reader.generation
+        paths = {r.path for r in db.iter_files(reader.con) if r.indexed_at >= started}
+        reader.close()
     for batch in Journal(index / "journal").batches():
         if batch.base_generation != gen:
             break
@@ -232,7 +236,7 @@ def killed_run(
     )
     deadline = time.monotonic() + delay
     while proc.poll() is None and time.monotonic() < deadline:
-        if at_commit and _committing(index):
+        if at_commit and _committing(index, log):
             break
         time.sleep(0.002 if at_commit else 0.01)
     if proc.poll() is not None:
@@ -251,8 +255,10 @@ def killed_run(
     return True, phase, done, persisted_since(index, started)
 
 
-def _committing(index: Path) -> bool:
-    return any((index / "spaces").glob(".*.tmp")) or any(index.glob(".sidecar.json.*.tmp"))
+def _committing(index: Path, log: Path) -> bool:
+    """Past embedding (the progress log says every file is done): the run is committing."""
+    done, total = finished_files(log)
+    return (total >= 0 and done == total) or any(index.glob(".sidecar.json.*.tmp"))
 
 
 # -- comparison -----------------------------------------------------------------------
@@ -260,23 +266,27 @@ def _committing(index: Path) -> bool:
 
 def snapshot(index: Path) -> dict[str, Any]:
     """Per file: status, segments (kind, chunk, times, text) and vectors per space."""
+    from mmsearch_cli.store import db
     from mmsearch_cli.store.index import IndexReader
 
     reader = IndexReader.open(index)
-    state = reader.state
+    by_file: dict[str, list[Any]] = {}
+    for seg in db.iter_segments(reader.con):
+        by_file.setdefault(seg.file, []).append(seg)
     out: dict[str, Any] = {}
-    for path, rec in state.files.items():
-        segs = [state.segments[i] for i in rec.segments]
+    for rec in db.iter_files(reader.con):
+        segs = by_file.get(rec.path, [])
         vecs = {}
-        for name in state.spaces:
+        for name in reader.spaces:
             ids = [s.id for s in segs if name in s.spaces]
             if ids:
                 vecs[name] = reader.space(name).get(ids)
-        out[path] = {
+        out[rec.path] = {
             "status": rec.status,
             "segments": [(s.kind, s.chunk, s.start, s.end, s.text) for s in segs],
             "vectors": vecs,
         }
+    reader.close()
     return out
 
 

@@ -73,11 +73,11 @@ def phase_breakdown(root: Path, index: Path) -> list[tuple[str, float]]:
     prof.disable()
     stats = pstats.Stats(prof)
     wanted = {
-        "read_state": "sidecar read + parse",
-        "load_space": "vector files load",
+        "file_stats": "database read (file stats)",
+        "open": "open the index",
         "bind": "bind embedders",
         "scan": "scan (stat)",
-        "_diff": "diff against sidecar",
+        "diff_files": "diff against the index",
         "commit": "commit",
     }
     rows = []
@@ -126,7 +126,7 @@ def main() -> None:
     rows.append(("time inside run_index (median)", f"{statistics.median(inside):.3f} s"))
     for name, secs in phase_breakdown(root, index):
         rows.append((f"  {name} (under cProfile)", f"{secs:.3f} s"))
-    rows.append(("sidecar size", f"{(index / 'sidecar.json').stat().st_size / 1e6:.1f} MB"))
+    rows.append(("database size", f"{(index / 'meta.sqlite').stat().st_size / 1e6:.1f} MB"))
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  value")
     for name, value in rows:

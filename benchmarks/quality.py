@@ -59,7 +59,7 @@ def first_stage_sweep(reader: IndexReader, queries: list[LabelledQuery], indexed
     for weight in (0.0, 0.1, 0.2, 0.3):
         outcomes = run_queries(reader, queries, conf, feedback=weight)
         print(line(f"feedback {weight}", outcomes, indexed))
-    text_space = reader.state.spaces.get("text")
+    text_space = reader.spaces.get("text")
     if text_space is None:
         return
     print("\nFirst stage: image queries, RRF k x the text space's weight (visual: 1.0)")
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
         reader = IndexReader.open(index)
         labelled = load_queries(queries, corpus)
-        indexed = {p for p, f in reader.state.files.items() if f.status == "ok"}
+        indexed = reader.ok_paths()
         if args.sweep:
             first_stage_sweep(reader, labelled, indexed)
         if args.rerank_sweep:

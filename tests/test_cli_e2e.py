@@ -175,14 +175,36 @@ def test_a_second_writer_gets_the_lock_busy_code(tree: tuple[Path, Path]) -> Non
     assert res.code == 4 and "another mms process" in res.err
 
 
+def space_record(index: Path, name: str) -> dict:
+    """A space's record as the index keeps it (its database is the truth)."""
+    import sqlite3
+
+    con = sqlite3.connect(index / "meta.sqlite")
+    try:
+        return json.loads(
+            con.execute("SELECT info FROM spaces WHERE name = ?", (name,)).fetchone()[0]
+        )
+    finally:
+        con.close()
+
+
+def rewrite_space(index: Path, name: str, info: dict) -> None:
+    """Change a space's record by hand, as an older mms would have written it."""
+    import sqlite3
+
+    con = sqlite3.connect(index / "meta.sqlite")
+    con.execute("UPDATE spaces SET info = ? WHERE name = ?", (json.dumps(info), name))
+    con.commit()
+    con.close()
+
+
 def test_another_model_setup_on_the_same_index_is_refused(tree: tuple[Path, Path]) -> None:
     root, index = tree
     summary(root, "--index", index)
-    sidecar = index / "sidecar.json"
-    data = json.loads(sidecar.read_text())
-    data["spaces"]["text"]["fingerprints"]["minilm"]["dim"] = 768  # as if another model
-    data["spaces"]["text"]["dim"] = 768
-    sidecar.write_text(json.dumps(data))
+    text = space_record(index, "text")
+    text["fingerprints"]["minilm"]["dim"] = 768  # as if another model
+    text["dim"] = 768
+    rewrite_space(index, "text", text)
     res = invoke("query", "a hammer", "--index", index)
     assert res.code == 8 and "re-index" in res.err
 
@@ -194,20 +216,18 @@ def test_an_index_built_with_other_adapter_weights_names_what_changed(
     the one field that differs, and --rebuild moves it over."""
     root, index = tree
     summary(root, "--index", index)
-    sidecar = index / "sidecar.json"
-    data = json.loads(sidecar.read_text())
-    fingerprint = data["spaces"]["text"]["fingerprints"]["adapter-minilm"]
+    text = space_record(index, "text")
+    fingerprint = text["fingerprints"]["adapter-minilm"]
     shipped = fingerprint["adapter"]
     fingerprint["adapter"] = "4e320de1210f"  # as the previous weights wrote it
-    sidecar.write_text(json.dumps(data))
+    rewrite_space(index, "text", text)
     res = invoke("index", root, "--index", index)
     assert res.code == 8, res.err
     assert f"adapter: 4e320de1210f -> {shipped}" in res.err and "--rebuild" in res.err
     assert "classifier" not in res.err and len(res.err.strip().splitlines()) == 1
     rebuilt = summary(root, "--index", index, "--rebuild")
     assert rebuilt["added"] + rebuilt["updated"] >= 10
-    data = json.loads(sidecar.read_text())
-    assert data["spaces"]["text"]["fingerprints"]["adapter-minilm"]["adapter"] == shipped
+    assert space_record(index, "text")["fingerprints"]["adapter-minilm"]["adapter"] == shipped
 
 
 def test_an_index_built_with_conse_for_pictures_keeps_working_until_rebuilt(
@@ -220,16 +240,14 @@ def test_an_index_built_with_conse_for_pictures_keeps_working_until_rebuilt(
 
     root, index = tree
     summary(root, "--index", index)
-    sidecar = index / "sidecar.json"
-    data = json.loads(sidecar.read_text())
-    text = data["spaces"]["text"]
+    text = space_record(index, "text")
     assert text["encoders"]["image"] == "adapter-minilm"
     text["encoders"]["image"] = "conse-minilm"  # as the previous default wrote it
     del text["fingerprints"]["adapter-minilm"]
     text["fingerprints"]["conse-minilm"] = registry.create(
         "conse-minilm", load_settings()
     ).fingerprint()
-    sidecar.write_text(json.dumps(data))
+    rewrite_space(index, "text", text)
     again = summary(root, "--index", index)  # no --profile: the index's own setup
     assert again["added"] == 0 and again["updated"] == 0
     res = invoke("query", "a hammer", "-k", "3", "--format", "paths", "--index", index)
@@ -238,9 +256,7 @@ def test_an_index_built_with_conse_for_pictures_keeps_working_until_rebuilt(
     assert res.code == 8 and "conse-minilm -> adapter-minilm" in res.err and "--rebuild" in res.err
     rebuilt = summary(root, "--index", index, "--profile", "builtin", "--rebuild")
     assert rebuilt["added"] + rebuilt["updated"] >= 10
-    assert json.loads(sidecar.read_text())["spaces"]["text"]["encoders"]["image"] == (
-        "adapter-minilm"
-    )
+    assert space_record(index, "text")["encoders"]["image"] == "adapter-minilm"
 
 
 def test_sigkill_mid_run_leaves_a_loadable_index_and_the_next_run_completes(

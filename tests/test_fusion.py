@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsearch_cli.embedders.spaces import LiveSpace
 from mmsearch_cli.search.fusion import (
     RRF_K,
+    Candidates,
     feedback_boost,
     feedback_space,
     file_hits,
@@ -19,7 +19,7 @@ from mmsearch_cli.search.fusion import (
 )
 from mmsearch_cli.store.index import IndexReader, IndexWriter
 from mmsearch_cli.store.journal import Batch
-from mmsearch_cli.store.state import FileRecord, IndexState, SegmentRecord, SpaceInfo
+from mmsearch_cli.store.state import FileRecord, SegmentRecord, SpaceInfo
 
 
 def order(fused: dict[str, float]) -> list[str]:
@@ -73,8 +73,9 @@ def _index_with_pictures(tmp_path: Path) -> IndexReader:
     """A text space (chunk + four pictures) and a visual space (the pictures)."""
     text = SpaceInfo(name="text", dim=2, encoders={"text": "minilm", "image": "conse-minilm"})
     visual = SpaceInfo(name="visual", dim=3, encoders={"image": "effnet-lite0-features"})
-    state = IndexState(profile="test", spaces={"text": text, "visual": visual})
-    writer, _ = IndexWriter.open(tmp_path, state)
+    writer = IndexWriter.open(tmp_path, "test")
+    writer.add_space(text)
+    writer.add_space(visual)
     looks = {  # path -> visual vector: the two hammers look alike, the fish does not
         "/p/hammer_a.jpg": [1.0, 0.0, 0.0],
         "/p/fish.jpg": [0.0, 1.0, 0.0],
@@ -101,32 +102,31 @@ def _index_with_pictures(tmp_path: Path) -> IndexReader:
 
 def test_visual_feedback_reorders_pictures_only(tmp_path: Path) -> None:
     reader = _index_with_pictures(tmp_path)
-    assert feedback_space(reader.state) == "visual"
+    assert feedback_space(reader.spaces) == "visual"
     # Segment ids 0-3 are the pictures in insertion order, 4 the text chunk.
     hits = [(0, 0.50), (4, 0.47), (1, 0.46), (2, 0.45), (3, 0.30)]
-    out = visual_feedback(reader, "text", hits)
+    found = Candidates.fetch(reader, {"text": hits})
+    out = visual_feedback(reader, "text", hits, found)
     # hammer_b, which looks like the best picture, overtakes the fish and the chunk.
     assert [sid for sid, _ in out] == [0, 2, 4, 1, 3]
     scores = dict(out)
     assert scores[4] == pytest.approx(0.47)  # the chunk keeps its cosine
     assert np.mean([scores[i] for i in range(4)]) == pytest.approx(np.mean([0.5, 0.46, 0.45, 0.3]))
     # A space whose pictures are not read through labels is left alone.
-    reader.state.spaces["text"].encoders["image"] = "st-clip"
-    assert visual_feedback(reader, "text", hits) == hits
+    reader.spaces["text"].encoders["image"] = "st-clip"
+    assert visual_feedback(reader, "text", hits, found) == hits
 
 
 def test_file_hits_group_segments_and_fuse_spaces(tmp_path: Path) -> None:
     reader = _index_with_pictures(tmp_path)
-    spaces = {
-        "visual": LiveSpace("visual", {}, {"image": 1.0}),
-        "text": LiveSpace("text", {}, {"image": 0.5}),
-    }
+    weights = {"visual": 1.0, "text": 0.5}  # the spaces' weights for an image query
     per_space = {  # an image query: the visual space puts the fish first, text the hammer
         "visual": [(1, 0.9), (2, 0.8), (3, 0.1)],
         "text": [(2, 0.7), (4, 0.6), (0, 0.5)],
     }
     cosines = {s: dict(h) for s, h in per_space.items()}
-    hits = file_hits(reader.state, per_space, cosines, spaces, "image", k=10)
+    found = Candidates.fetch(reader, per_space)
+    hits = file_hits(found, per_space, cosines, weights, k=10)
     paths = [h.path for h in hits]
     assert paths[0] == "/p/hammer_b.jpg"  # second in visual and first in text beats the fish
     assert paths.index("/p/fish.jpg") < paths.index("/p/notes.txt")  # weight 1 beats 0.5

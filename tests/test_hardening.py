@@ -1,5 +1,6 @@
 """Fault injection on the store and the index runs: kills, a full disk, concurrent
-writers and readers, damaged sidecars and vector files, `mms doctor`, pickled journals.
+writers and readers, damaged manifests, databases and vector files, `mms doctor`, pickled
+journals, and the conversion of an index of the previous format.
 
 The 50-kill crash loop is `python benchmarks/crash_loop.py`; a 3-kill loop runs here.
 """
@@ -12,6 +13,7 @@ import os
 import resource
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsearch_cli.store.index import read_state, sidecar_path
+from mmsearch_cli.store import db
+from mmsearch_cli.store.index import IndexReader, database_path, sidecar_path
 
 from .conftest import ROOT, SAMPLE, copy_tree, invoke, mms_process
 
@@ -49,9 +52,40 @@ def _crash_loop_module():  # benchmarks/ is not a package
 
 
 def _index_files(index: Path) -> dict[str, bytes]:
-    """Every committed file of an index, for "left intact" comparisons."""
+    """What an index has committed, for "left intact" comparisons: the manifest and the
+    vector files byte for byte, and the database's content (its SQL dump: SQLite may
+    leave unused pages in its WAL, which are not content)."""
     files = [sidecar_path(index), *sorted((index / "spaces").iterdir())]
-    return {p.name: p.read_bytes() for p in files}
+    out = {p.name: p.read_bytes() for p in files}
+    con = sqlite3.connect(f"file:{database_path(index)}?mode=ro", uri=True)
+    out["database"] = "\n".join(con.iterdump()).encode()
+    con.close()
+    return out
+
+
+def _files(index: Path) -> set[str]:
+    reader = IndexReader.open(index)
+    try:
+        return {rec.path for rec in db.iter_files(reader.con)}
+    finally:
+        reader.close()
+
+
+def _generation(index: Path) -> int:
+    reader = IndexReader.open(index)
+    try:
+        return reader.generation
+    finally:
+        reader.close()
+
+
+def _sql(index: Path, *statements: str) -> None:
+    """Edit an index's database by hand, as damage would."""
+    con = sqlite3.connect(database_path(index))
+    for statement in statements:
+        con.execute(statement)
+    con.commit()
+    con.close()
 
 
 # -- crash safety ---------------------------------------------------------------------
@@ -72,7 +106,7 @@ def test_short_crash_loop_recovers_from_every_kill_and_matches_an_uninterrupted_
 def test_a_killed_first_run_resumes_from_its_journal_and_its_stale_lock_is_taken_over(
     tmp_path: Path,
 ) -> None:
-    """The first run has no sidecar yet: its journal must replay once the spaces exist
+    """The first run has no manifest yet: its journal must replay once the spaces exist
     (it used to fail every later run with KeyError: 'text')."""
     root = copy_tree(_images("images/fishes", 24), tmp_path / "media")
     index = tmp_path / "index"
@@ -92,8 +126,22 @@ def test_a_killed_first_run_resumes_from_its_journal_and_its_stale_lock_is_taken
     assert invoke("doctor", "--index", index).code == 0
 
 
+# A long document (~20 chunks): it makes the vector file larger than SQLite's 32 kB
+# shared-memory file, so a size limit can fall between the two.
+BASE_DOC = "text/pep-0256_docstring_processing_framework.txt"
+
+
 def _vector_file_size(index: Path) -> int:
-    return (index / read_state(index).spaces["text"].file).stat().st_size  # type: ignore[operator]
+    return sum(p.stat().st_size for p in (index / "spaces").glob("text.*.vec"))
+
+
+def _commit_fails(index: Path) -> int:
+    """A file size limit past SQLite's 32 kB shared-memory file and a short note's journal
+    batch, but not one byte more than the vector file: a run adding a note journals its
+    batch, then cannot append its vectors, so it cannot commit."""
+    limit = _vector_file_size(index) + 1
+    assert limit > 33_000, "index BASE_DOC first"
+    return limit
 
 
 def _limited(limit: int):
@@ -106,17 +154,17 @@ def _limited(limit: int):
 def test_a_full_disk_during_save_leaves_the_previous_index_intact(tmp_path: Path) -> None:
     """RLIMIT_FSIZE makes writes past ``limit`` bytes fail with EFBIG, as a full disk
     would (Python ignores SIGXFSZ). Small limits break the journal write; larger ones the
-    vector file, which hnswlib writes without checking (the save now verifies sizes)."""
-    root = copy_tree(NOTES + MORE_NOTES, tmp_path / "media")
+    append to the vector file, which is then cut back to its committed rows."""
+    root = copy_tree([*NOTES, *MORE_NOTES, BASE_DOC], tmp_path / "media")
     index = tmp_path / "index"
     _summary(root, "--index", index)
     before = _index_files(index)
     copy_tree(["text/owls.txt"], tmp_path / "extra")
     shutil.copy(tmp_path / "extra/text/owls.txt", root / "text/owls_again.txt")
     broken_writes = set()
-    # 1 kB: less than one 384-d vector, so the journal write fails; half the text vector
-    # file: the journal batch (one short note) fits, the new vector file does not.
-    for limit in (1_000, _vector_file_size(index) // 2):
+    # 1 kB: not even the database's shared-memory file fits; _commit_fails: the journal
+    # batch fits, the vectors appended to the vector file do not.
+    for limit in (1_000, _commit_fails(index)):
         proc = subprocess.run(
             [*MMS, "index", str(root), "--index", str(index), "-q"],
             capture_output=True, preexec_fn=_limited(limit), timeout=300,
@@ -124,13 +172,13 @@ def test_a_full_disk_during_save_leaves_the_previous_index_intact(tmp_path: Path
         err = proc.stderr.decode()
         assert proc.returncode == 3, err
         assert err.count("\n") == 1 and "cannot write" in err, err
-        assert "File too large" in err or "short write" in err, err
+        assert any(w in err for w in ("File too large", "short write", "disk I/O")), err
         assert "Traceback" not in err and "the previous index is intact" in err
-        broken_writes.add("journal" if "/journal/" in err else "vectors")
+        broken_writes.add("vectors" if ".vec" in err else "journal or database")
         assert _index_files(index) == before  # byte for byte
         res = invoke("query", "owls hunting at night", "-k", "1", "--index", index)
         assert res.code == 0, res.err
-    assert broken_writes == {"journal", "vectors"}
+    assert broken_writes == {"journal or database", "vectors"}
     assert not list(index.rglob(".*.tmp"))  # temp files were removed
     done = _summary(root, "--index", index)  # space again: the run completes
     assert done["added"] + done["resumed"] == 1
@@ -161,8 +209,8 @@ def test_one_writer_many_readers(tmp_path: Path) -> None:
     root = copy_tree(NOTES, tmp_path / "media")
     index = tmp_path / "index"
     _summary(root, "--index", index)
-    base = set(read_state(index).files)
-    base_gen = read_state(index).generation
+    base = _files(index)
+    base_gen = _generation(index)
     copy_tree(_images("images/fishes", 16) + _images("images/tools", 12), root)
     writer = subprocess.Popen([*MMS, "index", str(root), "--index", str(index), "-q"])
     deadline = time.monotonic() + 60
@@ -185,11 +233,11 @@ def test_one_writer_many_readers(tmp_path: Path) -> None:
     ]
     answered_from_base = 0
     while writer.poll() is None:
-        gen_before = read_state(index).generation
+        gen_before = _generation(index)
         res = invoke("query", "a fish", "-k", "5", "--format", "jsonl", "--index", index)
         assert res.code == 0, res.err
         paths = {json.loads(line)["path"] for line in res.out.splitlines()}
-        if gen_before == base_gen == read_state(index).generation:
+        if gen_before == base_gen == _generation(index):
             assert paths <= base  # nothing half-indexed is visible
             answered_from_base += 1
     assert writer.wait() == 0 and answered_from_base >= 2
@@ -198,7 +246,7 @@ def test_one_writer_many_readers(tmp_path: Path) -> None:
         assert proc.returncode == 0, err
         assert all(json.loads(line)["path"] for line in out.splitlines())
     assert waiting.wait(timeout=300) == 0, waiting.stderr.read() if waiting.stderr else ""
-    assert set(read_state(index).files) == {str(p) for p in root.rglob("*") if p.is_file()}
+    assert _files(index) == {str(p) for p in root.rglob("*") if p.is_file()}
     cmd = [*MMS, "query", "a hammer", "-k", "5", "--format", "jsonl", "--index", str(index)]
     readers = [subprocess.Popen(cmd, stdout=subprocess.PIPE) for _ in range(4)]
     results = {p.communicate(timeout=120)[0] for p in readers}
@@ -210,8 +258,8 @@ def test_one_writer_many_readers(tmp_path: Path) -> None:
 
 @pytest.fixture
 def built(tmp_path: Path) -> tuple[Path, Path]:
-    """A small index with two commits (so a previous sidecar exists)."""
-    root = copy_tree(NOTES + _images("images/tools", 3), tmp_path / "media")
+    """A small index with two commits (9 files)."""
+    root = copy_tree([*NOTES, BASE_DOC, *_images("images/tools", 3)], tmp_path / "media")
     index = tmp_path / "index"
     _summary(root, "--index", index)
     copy_tree(MORE_NOTES[:2], root)
@@ -228,13 +276,14 @@ def test_doctor_finds_a_healthy_index_healthy(built: tuple[Path, Path]) -> None:
     _, index = built
     code, report = _doctor(index)
     assert code == 0 and report["healthy"]
-    assert {f["check"] for f in report["findings"]} >= {"sidecar", "space text", "records"}
+    checks = {f["check"] for f in report["findings"]}
+    assert checks >= {"manifest", "database", "space text", "records"}
     plain = invoke("doctor", "--index", index)
     assert plain.code == 0 and plain.text.rstrip().endswith("healthy")
     assert invoke("doctor", "--index", index.parent / "nothing").code == 3
 
 
-def test_truncated_sidecar_is_restored_from_the_previous_commit(
+def test_a_truncated_manifest_is_rewritten_from_the_database_and_nothing_is_lost(
     built: tuple[Path, Path],
 ) -> None:
     root, index = built
@@ -246,47 +295,67 @@ def test_truncated_sidecar_is_restored_from_the_previous_commit(
     assert invoke("index", root, "--index", index).code == 3  # never overwrites blindly
     code, report = _doctor(index)
     assert code == 3 and not report["healthy"]
-    assert "previous commit" in report["findings"][0]["repair"]
+    assert "from the database" in report["findings"][0]["repair"]
     code, report = _doctor(index, "--repair")
     assert code == 0 and report["healthy"], report
-    assert any("restored the previous commit" in a for a in report["repaired"])
-    assert (index / "sidecar.json.damaged").exists()
-    done = _summary(root, "--index", index)  # the two notes of the lost commit come back
-    assert done["added"] == 2 and done["unchanged"] == 6
+    assert any("rewrote the manifest" in a for a in report["repaired"])
+    done = _summary(root, "--index", index)
+    assert done["added"] == 0 and done["unchanged"] == 9  # every file kept its vectors
     assert invoke("query", "owls", "-k", "1", "--index", index).code == 0
 
 
-def test_garbage_sidecar_without_a_previous_one_restarts_with_its_spaces_and_journal(
+def test_a_damaged_manifest_and_an_interrupted_runs_journal_are_both_recovered(
     built: tuple[Path, Path],
 ) -> None:
     root, index = built
     from mmsearch_cli.store.journal import Journal
 
-    state = read_state(index)
     pending = Journal(index / "journal")
-    # A journaled batch of an interrupted run: its files must survive the repair.
+    # A journaled batch of an interrupted run: its file must survive the repair.
     copy_tree(["text/windmills.md"], root)
     proc = subprocess.run(
         [*MMS, "index", str(root), "--index", str(index), "-q"],
-        capture_output=True, preexec_fn=_limited(_vector_file_size(index) // 2),
+        capture_output=True, preexec_fn=_limited(_commit_fails(index)),
     )  # fmt: skip
     assert proc.returncode == 3 and len(pending) == 1, proc.stderr  # journaled, not committed
-    raw = sidecar_path(index).read_bytes()
-    cut = raw.index(b'"files"')  # keep the header (profile, roots, spaces), lose the rest
-    sidecar_path(index).write_bytes(raw[:cut] + b"\x00garbage")
-    (index / "sidecar.prev.json").unlink()
+    sidecar_path(index).write_bytes(b"\x00garbage")
     code, report = _doctor(index, "--repair")
     assert code == 0 and report["healthy"], report
     actions = " ".join(report["repaired"])
-    assert "fresh index with the recorded spaces" in actions and "recovered 1 files" in actions
-    after = read_state(index)
-    assert set(after.spaces) == set(state.spaces) and after.profile == state.profile
-    assert list(after.files) == [str(root / "text/windmills.md")]
+    assert "replayed 1 files" in actions and "rewrote the manifest" in actions
+    assert str(root / "text/windmills.md") in _files(index)
     done = _summary(root, "--index", index)
-    assert done["added"] == len(state.files) and done["unchanged"] == 1
+    assert done["added"] == 0 and done["unchanged"] == 10
 
 
-def test_sidecar_from_a_future_schema_is_refused_and_never_touched(
+def test_a_damaged_database_starts_an_empty_index_with_the_same_spaces(
+    built: tuple[Path, Path],
+) -> None:
+    root, index = built
+    before = _files(index)
+    path = database_path(index)
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file
+    con.close()
+    raw = bytearray(path.read_bytes())
+    raw[4096:12288] = b"\xff" * 8192  # pages of the tables, overwritten
+    path.write_bytes(bytes(raw))
+    res = invoke("query", "pancakes", "--index", index)
+    assert res.code == 3 and "Traceback" not in res.err and res.err.count("\n") == 1
+    code, report = _doctor(index)
+    bad = [f for f in report["findings"] if f["level"] == "damaged"]
+    assert code == 3 and bad[0]["check"] == "database", report
+    code, report = _doctor(index, "--repair")
+    assert code == 0 and report["healthy"], report
+    assert (index / "meta.sqlite.damaged").exists()
+    reader = IndexReader.open(index)
+    assert set(reader.spaces) == {"text", "visual", "audio"} and not _files(index)
+    reader.close()
+    done = _summary(root, "--index", index)  # the files are still there: embedded again
+    assert done["added"] == len(before)
+
+
+def test_a_manifest_from_a_future_schema_is_refused_and_never_touched(
     built: tuple[Path, Path],
 ) -> None:
     root, index = built
@@ -302,31 +371,32 @@ def test_sidecar_from_a_future_schema_is_refused_and_never_touched(
     assert sidecar_path(index).read_bytes() == before
 
 
-@pytest.mark.parametrize("damage", ["truncate", "other_generation", "other_dimension"])
-def test_vector_file_not_matching_the_sidecar(built: tuple[Path, Path], damage: str) -> None:
+@pytest.mark.parametrize("damage", ["truncate", "missing", "ids_out_of_order"])
+def test_vector_files_not_matching_the_database(built: tuple[Path, Path], damage: str) -> None:
     root, index = built
-    state = read_state(index)
-    text = index / state.spaces["text"].file  # type: ignore[operator]
+    before = _files(index)
+    vec = next((index / "spaces").glob("text.*.vec"))
+    ids = vec.with_suffix(".ids")
     if damage == "truncate":
-        text.write_bytes(text.read_bytes()[:-5000])
-    elif damage == "other_generation":  # the previous commit's file: fewer vectors
-        prev = state.generation - 1
-        shutil.copy(index / f"spaces/text.{prev}.hnsw", text)
-    else:  # the visual space's file in the text slot: 1280-d vectors, not 384-d
-        shutil.copy(index / state.spaces["visual"].file, text)  # type: ignore[operator]
-    res = invoke("query", "pancakes", "--index", index)
-    assert res.code == 3 and "mms doctor" in res.err and "Traceback" not in res.err
+        vec.write_bytes(vec.read_bytes()[:-5000])
+    elif damage == "missing":
+        vec.unlink()
+    else:
+        arr = np.fromfile(ids, dtype="<i8")
+        arr[[0, 1]] = arr[[1, 0]]
+        arr.tofile(ids)
+    if damage != "ids_out_of_order":  # a reader maps only what it needs: it sees the loss
+        res = invoke("query", "pancakes", "--index", index)
+        assert res.code == 3 and "mms doctor" in res.err and "Traceback" not in res.err
     code, report = _doctor(index)
     bad = [f for f in report["findings"] if f["level"] == "damaged"]
     assert code == 3 and [f["check"] for f in bad] == ["space text"], report
-    if damage == "other_dimension":
-        assert "1280-d vectors, expected 384-d" in bad[0]["detail"]
     code, report = _doctor(index, "--repair")
     assert code == 0 and report["healthy"], report
     # Every file had text vectors (images through ConSE): all are forgotten, re-embedded.
-    assert not read_state(index).files
+    assert not _files(index)
     done = _summary(root, "--index", index)
-    assert done["added"] == len(state.files)
+    assert done["added"] == len(before)
     assert invoke("query", "pancakes", "-k", "1", "--index", index).code == 0
 
 
@@ -339,7 +409,7 @@ def test_doctor_notes_and_tidies_a_crashed_runs_leftovers(built: tuple[Path, Pat
     copy_tree(["text/windmills.md"], root)
     failed = subprocess.run(
         [*MMS, "index", str(root), "--index", str(index), "-q"],
-        capture_output=True, preexec_fn=_limited(_vector_file_size(index) // 2),
+        capture_output=True, preexec_fn=_limited(_commit_fails(index)),
     )  # fmt: skip
     assert failed.returncode == 3  # it journaled one batch, then could not commit
     code, report = _doctor(index)
@@ -350,26 +420,90 @@ def test_doctor_notes_and_tidies_a_crashed_runs_leftovers(built: tuple[Path, Pat
     code, report = _doctor(index, "--repair")
     assert code == 0 and not [f for f in report["findings"] if f["level"] == "note"]
     assert not list(index.rglob(".*.tmp")) and not list((index / "journal").iterdir())
-    assert str(root / "text/windmills.md") in read_state(index).files
+    assert str(root / "text/windmills.md") in _files(index)
 
 
 def test_doctor_repairs_inconsistent_records(built: tuple[Path, Path]) -> None:
     root, index = built
-    data = json.loads(sidecar_path(index).read_bytes())
-    victim = data["files"][0]
-    victim["segments"].append(10_000)  # a segment that does not exist
-    orphan = {**data["segments"][0], "id": 20_000, "file": "/nowhere.txt", "spaces": []}
-    data["segments"].append(orphan)
-    sidecar_path(index).write_text(json.dumps(data))
+    victim = sorted(_files(index))[0]
+    _sql(
+        index,
+        "DELETE FROM segments WHERE file_id = "
+        f"(SELECT id FROM files WHERE path = x'{os.fsencode(victim).hex()}')",
+        "INSERT INTO segments(id, file_id, kind, text, why, spaces) "
+        "VALUES (20000, 999999, 'chunk', '', '{}', '[]')",
+    )
     code, report = _doctor(index)
     bad = [f for f in report["findings"] if f["level"] == "damaged"]
-    assert code == 3 and bad[0]["check"] == "records"
-    assert "1 files with inconsistent records" in bad[0]["detail"]
-    assert "1 segments without their file" in bad[0]["detail"]
+    assert code == 3 and bad[-1]["check"] == "records", report
+    assert "1 files without segments, 1 orphan segments" in bad[-1]["detail"]
     code, report = _doctor(index, "--repair")
-    assert code == 0 and report["healthy"]
-    assert victim["path"] not in read_state(index).files
+    assert code == 0 and report["healthy"], report
+    assert victim not in _files(index)
     assert _summary(root, "--index", index)["added"] == 1
+
+
+def test_an_index_of_the_previous_format_is_converted_by_the_next_run(
+    built: tuple[Path, Path],
+) -> None:
+    """Schema 1 kept everything in sidecar.json and one hnswlib file per space. The next
+    `mms index` converts it in place (one line on stderr); a query before that says what
+    to run; nothing is embedded again."""
+    root, index = built
+    before = _search(index, "owls hunting at night")
+    _downgrade_to_schema_1(index)
+    res = invoke("query", "owls", "--index", index)
+    assert res.code == 3 and res.err.count("\n") == 1 and "run `mms index`" in res.err
+    proc = mms_process("index", root, "--index", index, "-q", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.decode().count("\n") == 1 and "converted index" in proc.stderr.decode()
+    summary = json.loads(proc.stdout)
+    assert summary["added"] == 0 and summary["updated"] == 0 and summary["unchanged"] == 9
+    assert _search(index, "owls hunting at night") == before
+    assert (
+        not list((index / "spaces").glob("*.hnsw")) and invoke("doctor", "--index", index).code == 0
+    )
+
+
+def _search(index: Path, text: str) -> list[tuple[str, float]]:
+    res = invoke("query", text, "-k", "5", "--format", "jsonl", "--index", index)
+    assert res.code == 0, res.err
+    return [(r["path"], r["score"]) for r in map(json.loads, res.out.splitlines())]
+
+
+def _downgrade_to_schema_1(index: Path) -> None:
+    """Rewrite an index as the previous mms wrote it (the conversion's input)."""
+    from mmsearch_cli.store.state import IndexState
+    from mmsearch_cli.store.vectors import VectorIndex
+
+    reader = IndexReader.open(index)
+    state = IndexState(profile=reader.profile, spaces={}, schema=1,
+                       generation=reader.generation, roots=reader.meta["roots"],
+                       next_id=reader.meta["next_id"])  # fmt: skip
+    segments = list(db.iter_segments(reader.con))
+    state.segments = {s.id: s for s in segments}
+    for rec in db.iter_files(reader.con):
+        rec.segments = [s.id for s in segments if s.file == rec.path]
+        state.files[rec.path] = rec
+    for name, info in reader.spaces.items():
+        vectors = reader.space(name)
+        live = [s.id for s in segments if name in s.spaces]
+        graph = VectorIndex.empty(info.dim)
+        if live:
+            graph.add(np.asarray(live), vectors.get(live))
+        rel = f"spaces/{name}.{state.generation}.hnsw"
+        graph.save(index / rel)
+        info.file, info.count = rel, len(live)
+        info.vectors, info.rows, info.graph_rows = None, 0, 0
+        state.spaces[name] = info
+    reader.close()
+    for p in (index / "spaces").glob("*.v*"):
+        p.unlink()
+    for p in (index / "spaces").glob("*.ids"):
+        p.unlink()
+    for p in index.glob("meta.sqlite*"):
+        p.unlink()
+    sidecar_path(index).write_text(json.dumps(state.to_json()))
 
 
 # -- nothing loads code ---------------------------------------------------------------

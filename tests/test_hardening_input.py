@@ -26,7 +26,8 @@ from mmsearch_cli.decoders.image import load_image
 from mmsearch_cli.decoders.text import read_text
 from mmsearch_cli.errors import MediaError
 from mmsearch_cli.items import EXTENSIONS
-from mmsearch_cli.store.index import read_state
+from mmsearch_cli.store import db
+from mmsearch_cli.store.index import IndexReader
 from mmsearch_cli.store.state import FileRecord
 
 from .conftest import SAMPLE, invoke, mms_process
@@ -44,7 +45,13 @@ def _index_json(root: Path, index: Path, env: dict[str, str] | None = None) -> d
 
 
 def _records(index: Path) -> dict[str, FileRecord]:
-    return dict(read_state(index).files)
+    """Every file record of an index, with its segment ids."""
+    reader = IndexReader.open(index)
+    try:
+        paths = [rec.path for rec in db.iter_files(reader.con)]
+        return db.files(reader.con, paths, with_segments=True)
+    finally:
+        reader.close()
 
 
 # -- generated media of every supported type ------------------------------------------
@@ -261,7 +268,7 @@ def test_a_huge_text_file_is_read_in_bounded_memory(tmp_path: Path) -> None:
         rss[name] = usage.ru_maxrss / 1024  # MiB
     print(f"peak RSS: small note {rss['small']:.0f} MiB, 60 MB text {rss['huge']:.0f} MiB")
     assert rss["huge"] - rss["small"] < 40, rss
-    rec = read_state(tmp_path / "i-huge").files[str(big)]
+    rec = _records(tmp_path / "i-huge")[str(big)]
     assert rec.status == "ok" and rec.meta["chunks"] <= 40
 
 
@@ -420,8 +427,7 @@ def test_files_that_vanish_or_change_during_the_run(tmp_path: Path) -> None:
 
     summary = run_index([root], settings, progress=meddle)
     assert (summary.added, summary.vanished, summary.failed) == (3, 1, 0)
-    state = read_state(tmp_path / "index")
-    assert str(root / "b.txt") not in state.files
+    assert str(root / "b.txt") not in _records(tmp_path / "index")
     again = run_index([root], settings)  # the change after the scan is picked up now
     assert (again.updated, again.unchanged, again.failed, again.removed) == (1, 2, 0, 0)
     frogs = invoke("query", "frogs croaking", "-k", "1", "--format", "paths",
@@ -496,9 +502,9 @@ def test_limits_from_the_environment_take_effect(tmp_path: Path) -> None:
         {"path": str(root / "photo.jpg"), "reason": f"image is {_size(PHOTO)} pixels, "
          "over the limit of 10000"}
     ]  # fmt: skip
-    limited = read_state(tmp_path / "limited").files
+    limited = _records(tmp_path / "limited")
     _index_json(root, tmp_path / "default")
-    default = read_state(tmp_path / "default").files
+    default = _records(tmp_path / "default")
     text, video, audio = (str(root / n) for n in ("long.txt", "clip.mp4", "tone.wav"))
     assert limited[text].meta["chunks"] <= 3 < default[text].meta["chunks"]
     assert limited[video].meta["keyframes"] == 2 < default[video].meta["keyframes"]

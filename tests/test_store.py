@@ -1,10 +1,12 @@
-"""The store on its own: vectors, journal replay, atomic commits, the lock, the sidecar."""
+"""The store on its own: flat vectors, the database, journal replay, commits that write what
+changed, compaction, the manifest, the lock."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
 import os
+import sqlite3
 import time
 from pathlib import Path
 
@@ -12,10 +14,18 @@ import numpy as np
 import pytest
 
 from mmsearch_cli.errors import IndexCorruptError, IndexMissingError, LockBusyError
-from mmsearch_cli.store.index import IndexReader, IndexWriter, read_state, sidecar_path
+from mmsearch_cli.store import flat
+from mmsearch_cli.store.db import FileFilter
+from mmsearch_cli.store.index import (
+    IndexReader,
+    IndexWriter,
+    database_path,
+    read_manifest,
+    sidecar_path,
+)
 from mmsearch_cli.store.journal import Batch
 from mmsearch_cli.store.lock import index_lock
-from mmsearch_cli.store.state import FileRecord, IndexState, SegmentRecord, SpaceInfo
+from mmsearch_cli.store.state import FileRecord, SegmentRecord, SpaceInfo
 from mmsearch_cli.store.vectors import VectorIndex
 
 
@@ -24,14 +34,19 @@ def unit(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def new_state() -> IndexState:
-    return IndexState(profile="test", spaces={"s": SpaceInfo(name="s", dim=8)})
+def open_writer(path: Path) -> IndexWriter:
+    writer = IndexWriter.open(path, "test")
+    if "s" not in writer.spaces:
+        writer.add_space(SpaceInfo(name="s", dim=8))
+    return writer
 
 
-def batch_for(writer: IndexWriter, path: str, vecs: np.ndarray) -> Batch:
+def batch_for(
+    writer: IndexWriter, path: str, vecs: np.ndarray, text: str = "", **meta: object
+) -> Batch:
     ids = writer.new_ids(len(vecs))
-    rec = FileRecord(path=path, size=1, mtime_ns=1, modality="text", segments=ids)
-    segs = [SegmentRecord(id=i, file=path, kind="chunk", spaces=["s"]) for i in ids]
+    rec = FileRecord(path=path, size=1, mtime_ns=1, modality="text", segments=ids, meta=meta)
+    segs = [SegmentRecord(id=i, file=path, kind="chunk", text=text, spaces=["s"]) for i in ids]
     return Batch(files=[rec], segments=segs, vectors={"s": (np.array(ids), vecs)})
 
 
@@ -50,81 +65,166 @@ def test_vector_index_grows_deletes_and_finds_exact_neighbour() -> None:
     assert set(ids.tolist()) == {1, 2, 3}
 
 
+def test_flat_vectors_append_only_what_changed_and_read_back_by_id(tmp_path: Path) -> None:
+    rng = np.random.default_rng(10)
+    base = tmp_path / "s.1"
+    first = unit(rng, 5, 8)
+    rows = flat.append(base, 8, 0, np.arange(5), first)
+    size = base.with_name("s.1.vec").stat().st_size
+    rows = flat.append(base, 8, rows, np.arange(5, 7), unit(rng, 2, 8))
+    assert rows == 7 and base.with_name("s.1.vec").stat().st_size == size + 2 * 8 * 4
+    view = flat.FlatVectors.open(base, 8, 7)
+    np.testing.assert_allclose(view.get([3, 1]), first[[3, 1]])
+    ids, scores = view.search(first[2], 3, dead=np.array([2]))
+    assert 2 not in ids.tolist() and len(ids) == 3 and bool(np.all(np.diff(scores) <= 0))
+    # A killed commit's rows past the committed count are never read, then cut.
+    flat.append(base, 8, 7, np.arange(7, 9), unit(rng, 2, 8))
+    assert len(flat.FlatVectors.open(base, 8, 7)) == 7
+    flat.truncate(base, 8, 7)
+    assert base.with_name("s.1.ids").stat().st_size == 7 * 8
+
+
 def test_commit_then_reader_sees_same_vectors(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
-    writer, _ = IndexWriter.open(tmp_path, new_state())
+    writer = open_writer(tmp_path)
     vecs = unit(rng, 4, 8)
     writer.write_batch(batch_for(writer, "/a.txt", vecs))
     writer.commit()
     reader = IndexReader.open(tmp_path)
-    assert reader.state.files["/a.txt"].segments == [0, 1, 2, 3]
+    assert reader.files(["/a.txt"])["/a.txt"].modality == "text"
+    assert sorted(reader.segments(range(10))) == [0, 1, 2, 3]
     ids, _ = reader.space("s").search(vecs[2], 1)
     assert ids.tolist() == [2]
 
 
+def test_a_reader_keeps_its_snapshot_while_the_writer_commits(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    writer = open_writer(tmp_path)
+    writer.write_batch(batch_for(writer, "/a.txt", unit(rng, 2, 8)))
+    writer.commit()
+    reader = IndexReader.open(tmp_path)
+    writer.write_batch(batch_for(writer, "/b.txt", unit(rng, 3, 8)))
+    writer.drop_file("/a.txt")
+    writer.commit()
+    assert reader.generation == 1 and len(reader.space("s")) == 2
+    assert set(reader.files(["/a.txt", "/b.txt"])) == {"/a.txt"}
+    fresh = IndexReader.open(tmp_path)
+    assert fresh.generation == 2 and len(fresh.space("s")) == 3
+    assert set(fresh.files(["/a.txt", "/b.txt"])) == {"/b.txt"}
+
+
 def test_journal_replays_after_a_crash_without_commit(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
-    writer, _ = IndexWriter.open(tmp_path, new_state())
+    writer = open_writer(tmp_path)
     writer.write_batch(batch_for(writer, "/a.txt", unit(rng, 2, 8)))
     writer.commit()
     writer.write_batch(batch_for(writer, "/b.txt", unit(rng, 3, 8)))
     del writer  # "killed": the batch is journaled but never committed
-    assert "/b.txt" not in read_state(tmp_path).files  # readers see the last commit only
-    again, replayed = IndexWriter.open(tmp_path, new_state())
-    assert replayed == 1
-    assert again.state.files["/b.txt"].segments == [2, 3, 4]
-    assert len(again.vectors["s"]) == 5
+    assert "/b.txt" not in IndexReader.open(tmp_path).files(["/b.txt"])
+    again = open_writer(tmp_path)
+    assert again.replay() == 1
+    assert again.segment_ids("/b.txt") == [2, 3, 4]
     again.commit()
     assert len(list((tmp_path / "journal").glob("*.npz"))) == 0
+    assert len(IndexReader.open(tmp_path).space("s")) == 5
 
 
 def test_replacing_a_file_drops_its_old_vectors(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
-    writer, _ = IndexWriter.open(tmp_path, new_state())
+    writer = open_writer(tmp_path)
     writer.write_batch(batch_for(writer, "/a.txt", unit(rng, 3, 8)))
+    writer.commit()
     writer.write_batch(batch_for(writer, "/a.txt", unit(rng, 1, 8)))
     writer.commit()
-    state = read_state(tmp_path)
-    assert state.files["/a.txt"].segments == [3]
-    assert sorted(state.segments) == [3]
-    assert state.spaces["s"].count == 1
+    reader = IndexReader.open(tmp_path)
+    assert sorted(reader.segments(range(10))) == [3]
+    assert reader.spaces["s"].count == 1 and len(reader.space("s")) == 1
+    assert reader.space("s").dead.tolist() == [0, 1, 2]  # tombstones until compaction
 
 
-def test_old_generations_are_retired(tmp_path: Path) -> None:
+def test_a_commit_writes_what_changed_not_the_library(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    writer = open_writer(tmp_path)
+    for n in range(50):
+        writer.write_batch(batch_for(writer, f"/{n}.txt", unit(rng, 4, 8)))
+    writer.commit()
+    vec = next((tmp_path / "spaces").glob("*.vec"))
+    before = vec.stat().st_size
+    writer.write_batch(batch_for(writer, "/new.txt", unit(rng, 1, 8)))
+    writer.commit()
+    assert vec.stat().st_size == before + 8 * 4  # one row appended, same file
+    assert sorted(p.name for p in (tmp_path / "spaces").iterdir()) == ["s.1.ids", "s.1.vec"]
+
+
+def test_many_deletions_compact_the_vectors(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
-    writer, _ = IndexWriter.open(tmp_path, new_state())
-    for n in range(4):
-        writer.write_batch(batch_for(writer, f"/{n}.txt", unit(rng, 1, 8)))
-        writer.commit()
-    files = sorted(p.name for p in (tmp_path / "spaces").iterdir())
-    assert files == ["s.3.hnsw", "s.4.hnsw"]  # current and previous generation
+    writer = open_writer(tmp_path)
+    vecs = unit(rng, 2000, 8)
+    for n in range(20):
+        writer.write_batch(batch_for(writer, f"/{n}.txt", vecs[n * 100 : (n + 1) * 100]))
+    writer.commit()
+    for n in range(10):
+        writer.drop_file(f"/{n}.txt")
+    writer.commit()  # 50% deleted: past the 30% bar, so the rows are rewritten
+    reader = IndexReader.open(tmp_path)
+    info = reader.spaces["s"]
+    assert info.rows == info.count == 1000 and reader.space("s").dead.size == 0
+    ids, _ = reader.space("s").search(vecs[1500], 1)
+    assert ids.tolist() == [1500]
+    names = sorted(p.name for p in (tmp_path / "spaces").iterdir())
+    assert names == ["s.1.ids", "s.1.vec", "s.3.ids", "s.3.vec"]  # previous kept one commit
 
 
-def test_missing_damaged_and_future_sidecars_give_clear_errors(tmp_path: Path) -> None:
+def test_filters_and_words_are_answered_in_sql(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    writer = open_writer(tmp_path)
+    writer.write_batch(batch_for(writer, "/p/2019-07 Iceland/DSC_0042.jpg", unit(rng, 1, 8),
+                                 "a glacier", taken="2019-07-14T10:00:00"))  # fmt: skip
+    writer.write_batch(batch_for(writer, "/p/notes/router.txt", unit(rng, 2, 8),
+                                 "error code 404 on the router"))  # fmt: skip
+    writer.commit()
+    reader = IndexReader.open(tmp_path)
+    only_dsc = reader.allowed_segments(FileFilter(path_glob="DSC_*"))
+    assert only_dsc is not None and only_dsc.tolist() == [0]
+    assert reader.allowed_segments(FileFilter()) is None
+    assert [sid for sid, _ in reader.lexical("iceland 2019", 10)] == [0]
+    assert {sid for sid, _ in reader.lexical("error 404", 10)} == {1, 2}
+    assert reader.lexical('"code 404"', 10) and not reader.lexical('"404 code"', 10)
+    assert reader.lexical("the of and", 10) == []  # only stop words: nothing to match
+    assert reader.lexical('NEAR( "unbalanced', 10) == []  # never a syntax error
+    assert "[404]" in reader.highlights("404", [1])[1]
+
+
+def test_missing_damaged_and_future_manifests_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(IndexMissingError):
-        read_state(tmp_path / "nothing")
-    writer, _ = IndexWriter.open(tmp_path, new_state())
+        IndexReader.open(tmp_path / "nothing")
+    writer = open_writer(tmp_path)
     writer.commit()
     good = sidecar_path(tmp_path).read_bytes()
     sidecar_path(tmp_path).write_bytes(good[: len(good) // 2])
     with pytest.raises(IndexCorruptError, match="damaged"):
-        read_state(tmp_path)
+        IndexReader.open(tmp_path)
     data = json.loads(good)
     data["schema"] = 99
     sidecar_path(tmp_path).write_text(json.dumps(data))
     with pytest.raises(IndexCorruptError, match="newer mms"):
-        read_state(tmp_path)
+        IndexReader.open(tmp_path)
+    assert read_manifest  # the same check serves the writer
 
 
-def test_vector_file_that_does_not_match_the_sidecar_is_refused(tmp_path: Path) -> None:
+def test_vector_files_that_do_not_match_the_database_are_refused(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
-    writer, _ = IndexWriter.open(tmp_path, new_state())
+    writer = open_writer(tmp_path)
     writer.write_batch(batch_for(writer, "/a.txt", unit(rng, 3, 8)))
     writer.commit()
-    data = json.loads(sidecar_path(tmp_path).read_text())
-    data["spaces"]["s"]["count"] = 7
-    sidecar_path(tmp_path).write_text(json.dumps(data))
-    with pytest.raises(IndexCorruptError, match="holds 3 vectors"):
+    writer.close()
+    con = sqlite3.connect(database_path(tmp_path))
+    info = json.loads(con.execute("SELECT info FROM spaces WHERE name='s'").fetchone()[0])
+    info["rows"] = 7
+    con.execute("UPDATE spaces SET info = ? WHERE name = 's'", (json.dumps(info),))
+    con.commit()
+    con.close()
+    with pytest.raises(IndexCorruptError, match="holds 3 rows"):
         IndexReader.open(tmp_path).space("s")
 
 

@@ -126,7 +126,9 @@ def emit(rows: list[Row], fmt: str, null: bool, *, explain: bool = False, quiet:
     if explain:
         for row in rows:
             parts = ", ".join(
-                f"{s} #{v['rank']} ({v['score']:.3f})" for s, v in row["spaces"].items()
+                f"{s} #{v['rank']} ({v['score']:.3f})"
+                + (f" {' '.join(v['matched'].split())}" if v.get("matched") else "")
+                for s, v in row["spaces"].items()
             )
             sys.stdout.write(f"  {row['rank']:>3}  {parts}\n")
     return ExitStatus.OK

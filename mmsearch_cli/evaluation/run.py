@@ -239,7 +239,7 @@ def evaluate(
             return rows
         return rerank_rows(lq.query.text, rows, settings, spec=reranker, alpha=alpha)
 
-    indexed = {p for p, f in reader.state.files.items() if f.status == "ok"}
+    indexed = reader.ok_paths()
     outcomes: dict[str, list[QueryOutcome]] = {}
     if first_stage:
         outcomes["first-stage"] = run_queries(reader, queries, settings)

@@ -48,30 +48,30 @@ def diff_files(
     full_reembed: bool,
 ) -> list[tuple[FoundFile, str]]:
     """Decide per file: unchanged, moved, new or changed. Drops vanished files."""
-    state = writer.state
+    known = writer.files  # path -> (size, mtime_ns, status, hash)
     todo: list[tuple[FoundFile, str]] = []
     for path, found in files.items():
-        rec = state.files.get(path)
+        rec = known.get(path)
         if rec is None:
             todo.append((found, "added"))
         elif (
             full_reembed
-            or rec.size != found.size
-            or rec.mtime_ns != found.mtime_ns
-            or (rec.status == "failed" and opts.retry_failed)
+            or rec[0] != found.size
+            or rec[1] != found.mtime_ns
+            or (rec[2] == "failed" and opts.retry_failed)
         ):
             todo.append((found, "updated"))
         else:
             summary.unchanged += 1
     vanished = [
-        p for p in state.files if p not in files and under_roots(p, roots) and not os.path.exists(p)
+        p for p in known if p not in files and under_roots(p, roots) and not os.path.exists(p)
     ]
     # Moves: a new path with the size and hash of a vanished one keeps its vectors.
     by_key: dict[tuple[int, str], str] = {}
     for p in vanished:
-        rec = state.files[p]
-        if rec.hash and rec.status == "ok":
-            by_key[(rec.size, rec.hash)] = p
+        size, _, status, digest = known[p]
+        if digest and status == "ok":
+            by_key[(size, digest)] = p
     still_todo = []
     for found, why in todo:
         if why == "added" and by_key:
@@ -81,8 +81,7 @@ def diff_files(
                 digest = ""
             old = by_key.pop((found.size, digest), None)
             if old is not None:
-                writer.state.move_file(old, found.path, found.size, found.mtime_ns)
-                writer.dirty = True
+                writer.move_file(old, found.path, found.size, found.mtime_ns)
                 vanished.remove(old)
                 summary.moved += 1
                 continue

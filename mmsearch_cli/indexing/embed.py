@@ -120,7 +120,7 @@ def embed_all(
 
 def _flush(writer: IndexWriter, batch: Batch) -> None:
     for space, (ids, vecs) in list(batch.vectors.items()):
-        dim = writer.state.spaces[space].dim
+        dim = writer.spaces[space].dim
         batch.vectors[space] = (
             np.asarray(ids, dtype=np.int64),
             np.asarray(vecs, dtype=np.float32).reshape(-1, dim),

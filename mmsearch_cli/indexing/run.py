@@ -26,9 +26,8 @@ from mmsearch_cli.errors import MismatchError
 from mmsearch_cli.indexing.diff import diff_files
 from mmsearch_cli.indexing.embed import ProgressFn, embed_all
 from mmsearch_cli.indexing.scan import scan, under_roots
-from mmsearch_cli.store.index import PREVIOUS, IndexWriter, read_state, sidecar_path
+from mmsearch_cli.store.index import IndexWriter, database_path, read_manifest, sidecar_path
 from mmsearch_cli.store.lock import index_lock
-from mmsearch_cli.store.state import IndexState
 
 
 @dataclass
@@ -90,55 +89,63 @@ def run_index(
     started = time.monotonic()
     index_dir = settings.index_dir
     with index_lock(index_dir, wait=opts.wait):
-        if opts.rebuild and sidecar_path(index_dir).exists():
+        if opts.rebuild:
             _clear(index_dir)
-        # Read once: on a 10k-file index the sidecar parse is most of a no-op run.
-        state = read_state(index_dir) if sidecar_path(index_dir).exists() else None
-        specs = _choose_specs(state, opts)
-        live = [bind(spec, settings) for spec in specs]
-        fresh = IndexState(profile=opts.profile or "builtin", spaces={})
-        writer, _ = IndexWriter.open(index_dir, fresh, replay=False, state=state)
-        full_reembed = _reconcile_spaces(writer, live)
-        # Replay after the spaces exist: a killed first run journaled vectors for them.
-        summary = IndexSummary(resumed=writer.replay())
-        root_strs = [os.path.abspath(os.fsdecode(r)) for r in roots]
-        for r in root_strs:
-            if r not in writer.state.roots:
-                writer.state.roots.append(r)
-        found = scan(
-            roots,
-            follow_symlinks=opts.follow_symlinks,
-            include_hidden=opts.include_hidden,
-            exclude=opts.exclude,
-            skip_dirs=(index_dir,),
-        )
-        summary.problems = found.problems
-        todo = diff_files(writer, found.files, root_strs, opts, summary, full_reembed)
-        embed_all(writer, todo, live, settings, summary, progress)
-        if writer.dirty:
-            writer.commit()
-        for space in live:
-            for embedder in {id(e): e for e in space.encoders.values()}.values():
-                embedder.prepare_query()
+        writer = IndexWriter.open(index_dir, opts.profile or "builtin")
+        try:
+            summary = _update(writer, roots, settings, opts, progress)
+        finally:
+            writer.close()
     summary.seconds = time.monotonic() - started
     return summary
 
 
+def _update(
+    writer: IndexWriter, roots: list[Path], settings: Settings, opts: IndexOptions,
+    progress: ProgressFn | None,
+) -> IndexSummary:  # fmt: skip
+    index_dir = settings.index_dir
+    live = [bind(spec, settings) for spec in _choose_specs(writer, opts)]
+    full_reembed = _reconcile_spaces(writer, live)
+    # Replay after the spaces exist: a killed first run journaled vectors for them.
+    summary = IndexSummary(resumed=writer.replay())
+    root_strs = [os.path.abspath(os.fsdecode(r)) for r in roots]
+    writer.set_roots(writer.roots + [r for r in root_strs if r not in writer.roots])
+    found = scan(
+        roots,
+        follow_symlinks=opts.follow_symlinks,
+        include_hidden=opts.include_hidden,
+        exclude=opts.exclude,
+        skip_dirs=(index_dir,),
+    )
+    summary.problems = found.problems
+    todo = diff_files(writer, found.files, root_strs, opts, summary, full_reembed)
+    embed_all(writer, todo, live, settings, summary, progress)
+    if writer.dirty or writer.new:
+        writer.commit()
+    for space in live:
+        for embedder in {id(e): e for e in space.encoders.values()}.values():
+            embedder.prepare_query()
+    return summary
+
+
 def _clear(index_dir: Path) -> None:
-    # The sidecars go first: a kill midway leaves no index (the next run builds one),
-    # never a sidecar that names deleted vector files.
-    sidecar_path(index_dir).unlink()
-    (index_dir / PREVIOUS).unlink(missing_ok=True)
+    # The manifest goes first: a kill midway leaves no index (the next run builds one),
+    # never a manifest that names deleted files.
+    sidecar_path(index_dir).unlink(missing_ok=True)
+    database = database_path(index_dir)
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        path.unlink(missing_ok=True)
     for sub in ("spaces", "journal"):
         for p in (index_dir / sub).glob("*"):
             p.unlink()
 
 
-def _choose_specs(state: IndexState | None, opts: IndexOptions) -> tuple[SpaceSpec, ...]:
-    if opts.profile is None and opts.model is None and state is not None:
+def _choose_specs(writer: IndexWriter, opts: IndexOptions) -> tuple[SpaceSpec, ...]:
+    if opts.profile is None and opts.model is None and writer.spaces:
         return tuple(
             SpaceSpec(s.name, dict(s.encoders), dict(s.options), dict(s.weight))
-            for s in state.spaces.values()
+            for s in writer.spaces.values()
         )
     return spaces_for(opts.profile or "builtin", opts.model)
 
@@ -146,9 +153,9 @@ def _choose_specs(state: IndexState | None, opts: IndexOptions) -> tuple[SpaceSp
 def _reconcile_spaces(writer: IndexWriter, live: list[LiveSpace]) -> bool:
     """Check recorded spaces against the live ones; add new spaces. True if any was added."""
     added = False
-    had_files = bool(writer.state.files)
+    had_files = bool(writer.files)
     for space in live:
-        recorded = writer.state.spaces.get(space.name)
+        recorded = writer.spaces.get(space.name)
         if recorded is None:
             writer.add_space(space_info(space))
             added = added or had_files
@@ -156,7 +163,7 @@ def _reconcile_spaces(writer: IndexWriter, live: list[LiveSpace]) -> bool:
             check_compatible(recorded, space)
             recorded.fingerprints.update(space_info(space).fingerprints)
     live_names = {s.name for s in live}
-    extra = [name for name in writer.state.spaces if name not in live_names]
+    extra = [name for name in writer.spaces if name not in live_names]
     if extra:
         raise MismatchError(
             f"index also has space(s) {', '.join(extra)} that this profile does not produce",
@@ -173,16 +180,16 @@ def forget(paths: list[Path], settings: Settings, *, wait: float = 0.0) -> int:
     """
     index_dir = settings.index_dir
     with index_lock(index_dir, wait=wait):
-        state = read_state(index_dir)
-        writer, _ = IndexWriter.open(index_dir, state, state=state)
-        targets = [os.path.abspath(os.fsdecode(p)) for p in paths]
-        gone = [p for p in writer.state.files if under_roots(p, targets)]
-        for path in gone:
-            writer.drop_file(path)
-        roots = [r for r in writer.state.roots if not under_roots(r, targets)]
-        if roots != writer.state.roots:
-            writer.state.roots = roots
-            writer.dirty = True
-        if writer.dirty:
-            writer.commit()
+        read_manifest(index_dir)  # no index: say so, do not create one
+        writer = IndexWriter.open(index_dir)
+        try:
+            targets = [os.path.abspath(os.fsdecode(p)) for p in paths]
+            gone = [p for p in writer.files if under_roots(p, targets)]
+            for path in gone:
+                writer.drop_file(path)
+            writer.set_roots([r for r in writer.roots if not under_roots(r, targets)])
+            if writer.dirty:
+                writer.commit()
+        finally:
+            writer.close()
     return len(gone)

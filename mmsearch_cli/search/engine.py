@@ -1,5 +1,6 @@
 """Query an index: embed the query for every space that takes its modality, retrieve
-segments per space, then group them per file and fuse the spaces (``fusion``)."""
+segments per space (and, for words, from the lexical space: BM25 over everything textual
+mms knows), then group them per file and fuse the spaces (``fusion``)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,16 @@ from mmsearch_cli.config import Settings
 from mmsearch_cli.embedders.spaces import LiveSpace, bind_recorded, check_compatible
 from mmsearch_cli.errors import MediaError, UsageError
 from mmsearch_cli.items import MediaItem
-from mmsearch_cli.search.fusion import file_hits, segment_hits, visual_feedback
+from mmsearch_cli.search.fusion import (
+    LEXICAL_WEIGHT,
+    Candidates,
+    file_hits,
+    segment_hits,
+    visual_feedback,
+)
 from mmsearch_cli.search.query import Query, SearchOptions, allowed_segments
 from mmsearch_cli.search.rows import Hit
-from mmsearch_cli.store.index import IndexReader
+from mmsearch_cli.store.index import LEXICAL, IndexReader
 
 
 def query_vectors(
@@ -57,39 +64,53 @@ def search(reader: IndexReader, query: Query, settings: Settings, opts: SearchOp
     this photo" should not answer with the photo."""
     if query.media is not None:
         opts = replace(opts, exclude_paths=opts.exclude_paths | {os.fspath(query.media)})
-    state = reader.state
-    names = list(state.spaces)
-    if opts.space:
-        matches = [n for n in names if n == opts.space or n.split(":")[-1] == opts.space]
-        if not matches:
-            raise UsageError(
-                f"no space '{opts.space}' in this index", hint=f"spaces: {', '.join(names)}"
-            )
-        names = matches
     modality = query.modality
+    names = _chosen_spaces(reader, opts.space)
     spaces: dict[str, LiveSpace] = {}
     for name in names:
-        info = state.spaces[name]
+        if name == LEXICAL:
+            continue
+        info = reader.spaces[name]
         wanted = "image" if modality == "video" else modality
         if wanted in info.encoders or (modality == "video" and "audio" in info.encoders):
             live = bind_recorded(info, settings)
             check_compatible(info, live)
             spaces[name] = live
-    if not spaces:
+    lexical = modality == "text" and LEXICAL in names
+    if not spaces and not lexical:
         raise UsageError(f"this index has no space that takes a {modality} query")
     vectors = query_vectors(query, spaces, settings)
     allowed = allowed_segments(reader, opts)
+    pool = max(opts.pool, opts.k * 10)
     per_space: dict[str, list[tuple[int, float]]] = {}
     for name, vec in vectors.items():
-        index = reader.space(name)
-        pool = max(opts.pool, opts.k * 10)
-        ids, scores = index.search(vec, pool, allowed)
+        ids, scores = reader.space(name).search(vec, pool, allowed)
         per_space[name] = list(zip(ids.tolist(), scores.tolist(), strict=True))
-    cosines = {name: dict(hits) for name, hits in per_space.items()}
+    if lexical:
+        assert query.text is not None
+        per_space[LEXICAL] = reader.lexical(query.text, pool, allowed)
+    shown = {name: dict(hits) for name, hits in per_space.items()}
+    found = Candidates.fetch(reader, per_space)
+    if lexical and per_space[LEXICAL]:
+        found.notes[LEXICAL] = reader.highlights(query.text or "", shown[LEXICAL])
     if modality == "text" and not opts.space and opts.feedback:
         per_space = {
-            n: visual_feedback(reader, n, hits, opts.feedback) for n, hits in per_space.items()
+            n: visual_feedback(reader, n, hits, found, opts.feedback)
+            for n, hits in per_space.items()
         }
+    weights = {name: space.weight.get(modality, 1.0) for name, space in spaces.items()}
+    weights[LEXICAL] = LEXICAL_WEIGHT
     rank = segment_hits if opts.segments else file_hits
     # A file deleted since the last `mms index` is not offered: one stat per shown result.
-    return rank(state, per_space, cosines, spaces, modality, opts.k, opts.rrf_k, os.path.exists)
+    return rank(found, per_space, shown, weights, opts.k, opts.rrf_k, os.path.exists)
+
+
+def _chosen_spaces(reader: IndexReader, space: str | None) -> list[str]:
+    """The spaces to search: all (the lexical one included), or the one ``--space`` names."""
+    names = [*reader.spaces, LEXICAL]
+    if not space:
+        return names
+    matches = [n for n in names if n == space or n.split(":")[-1] == space]
+    if not matches:
+        raise UsageError(f"no space '{space}' in this index", hint=f"spaces: {', '.join(names)}")
+    return matches

@@ -26,20 +26,22 @@ from the top 2 or 3 pictures was worse than from the top 1.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mmsearch_cli.search.explain import TEXT_KINDS, surrogate, why_line
 from mmsearch_cli.search.rows import Hit
-from mmsearch_cli.store.state import FileRecord, IndexState, SegmentRecord
+from mmsearch_cli.store.state import FileRecord, SegmentRecord, SpaceInfo
 
 if TYPE_CHECKING:
-    from mmsearch_cli.embedders.spaces import LiveSpace
     from mmsearch_cli.store.index import IndexReader
 
 RRF_K = 60.0
 FEEDBACK_WEIGHT = 0.2
+# The lexical space's RRF weight beside the dense spaces (text queries; see the module doc).
+LEXICAL_WEIGHT = 0.5
 
 # Image embedders whose text-query scores gain visual feedback (see ``fusion``): ConSE
 # reads pictures through ImageNet labels, so pictures that look alike share its errors;
@@ -80,18 +82,14 @@ def feedback_boost(
 
 
 def _fuse(
-    rankings: dict[str, list[str]],
-    scores: dict[str, dict[str, float]],
-    spaces: dict[str, LiveSpace],
-    modality: str,
-    rrf_k: float,
-) -> dict[str, float]:
-    """One space: its own cosines. Several: weighted RRF over their rankings."""
+    rankings: dict[str, list[str]], scores: dict[str, dict[str, float]],
+    weights: Mapping[str, float], rrf_k: float,
+) -> dict[str, float]:  # fmt: skip
+    """One space: its own scores. Several: weighted RRF over their rankings."""
     if len(rankings) == 1:
         (space,) = rankings
         return dict(scores[space])
-    weights = {s: spaces[s].weight.get(modality, 1.0) for s in rankings}
-    return weighted_rrf(rankings, weights, rrf_k)
+    return weighted_rrf(rankings, {s: weights.get(s, 1.0) for s in rankings}, rrf_k)
 
 
 def _top(
@@ -112,24 +110,45 @@ def _positions(rankings: dict[str, list[str]]) -> dict[str, dict[str, int]]:
     return {s: {key: i for i, key in enumerate(keys, start=1)} for s, keys in rankings.items()}
 
 
-def feedback_space(state: IndexState) -> str | None:
+@dataclass
+class Candidates:
+    """The records of the segments the spaces returned, and of their files: all a fusion
+    reads, fetched in two statements."""
+
+    segments: dict[int, SegmentRecord]
+    files: dict[str, FileRecord]
+    notes: dict[str, dict[int, str]] = field(default_factory=dict)  # space -> sid -> matched
+
+    @classmethod
+    def fetch(
+        cls, reader: IndexReader, per_space: Mapping[str, list[tuple[int, float]]]
+    ) -> Candidates:
+        ids = {sid for hits in per_space.values() for sid, _ in hits}
+        segments = reader.segments(ids)
+        files = reader.files({seg.file for seg in segments.values()})
+        return cls(segments, files)
+
+
+def feedback_space(spaces: Mapping[str, SpaceInfo]) -> str | None:
     """The space that holds pictures' look (takes images, not text), if the index has one."""
-    for name, info in state.spaces.items():
+    for name, info in spaces.items():
         if "image" in info.encoders and "text" not in info.encoders and info.count:
             return name
     return None
 
 
 def visual_feedback(
-    reader: IndexReader, space: str, hits: list[tuple[int, float]], weight: float = FEEDBACK_WEIGHT
-) -> list[tuple[int, float]]:
+    reader: IndexReader, space: str, hits: list[tuple[int, float]], found: Candidates,
+    weight: float = FEEDBACK_WEIGHT,
+) -> list[tuple[int, float]]:  # fmt: skip
     """Re-score the pictures among a text query's candidates by how much they look like
-    the best-matching picture; return the candidates re-sorted."""
-    state = reader.state
-    visual = feedback_space(state)
-    if visual is None or state.spaces[space].encoders.get("image") not in FEEDBACK_FOR:
+    the best-matching picture; return the candidates re-sorted. Reads only the
+    candidates' visual vectors, by id, from the mapped vector file."""
+    visual = feedback_space(reader.spaces)
+    info = reader.spaces.get(space)
+    if visual is None or info is None or info.encoders.get("image") not in FEEDBACK_FOR:
         return hits
-    pics = [n for n, (sid, _) in enumerate(hits) if visual in _spaces_of(state, sid)]
+    pics = [n for n, (sid, _) in enumerate(hits) if visual in _spaces_of(found, sid)]
     pics = pics[:FEEDBACK_PICTURES]
     if len(pics) < 2:
         return hits
@@ -141,30 +160,37 @@ def visual_feedback(
     return sorted(out, key=lambda h: -h[1])
 
 
-def _spaces_of(state: IndexState, sid: int) -> list[str]:
-    seg = state.segments.get(sid)
+def _spaces_of(found: Candidates, sid: int) -> list[str]:
+    seg = found.segments.get(sid)
     return seg.spaces if seg is not None else []
 
 
+def _explain(found: Candidates, space: str, rank: int, sid: int, score: float) -> dict[str, Any]:
+    entry: dict[str, Any] = {"rank": rank, "score": round(score, 4)}
+    if sid in found.notes.get(space, {}):
+        entry["matched"] = found.notes[space][sid]
+    return entry
+
+
 def file_hits(
-    state: IndexState,
+    found: Candidates,
     per_space: dict[str, list[tuple[int, float]]],
-    cosines: dict[str, dict[int, float]],
-    spaces: dict[str, LiveSpace],
-    modality: str,
+    scores_by_space: dict[str, dict[int, float]],
+    weights: Mapping[str, float],
     k: int,
     rrf_k: float = RRF_K,
     exists: Callable[[str], bool] | None = None,
 ) -> list[Hit]:
-    """Best segment per file per space; then fuse the per-space file rankings."""
-    segments, files = state.segments, state.files
+    """Best segment per file per space; then fuse the per-space file rankings.
+    ``scores_by_space`` are the scores shown (cosines; BM25 for the lexical space)."""
+    segments, files = found.segments, found.files
     best: dict[str, dict[str, tuple[int, float]]] = {}  # space -> path -> (segment, score)
     counts: dict[str, set[int]] = {}
     for space, hits in per_space.items():
         seen: dict[str, tuple[int, float]] = {}
         for sid, score in hits:
             seg = segments.get(sid)
-            if seg is None:
+            if seg is None or seg.file not in files:
                 continue
             counts.setdefault(seg.file, set()).add(sid)
             if seg.file not in seen:
@@ -172,16 +198,16 @@ def file_hits(
         best[space] = seen
     rankings = {space: list(seen) for space, seen in best.items()}
     scores = {s: {path: sc for path, (_, sc) in seen.items()} for s, seen in best.items()}
-    fused = _fuse(rankings, scores, spaces, modality, rrf_k)
+    fused = _fuse(rankings, scores, weights, rrf_k)
     order = _top(fused, k, lambda path: path, exists)
     position = _positions(rankings)
     out = []
     for rank, path in enumerate(order, start=1):
         per = {s: best[s][path] for s in best if path in best[s]}
-        top_space = max(per, key=lambda s: per[s][1] * spaces[s].weight.get(modality, 1.0))
+        top_space = max(per, key=lambda s: per[s][1] * weights.get(s, 1.0))
         seg = segments[per[top_space][0]]
         explain = {
-            s: {"rank": position[s][path], "score": round(cosines[s][sid], 4)}
+            s: _explain(found, s, position[s][path], sid, scores_by_space[s][sid])
             for s, (sid, _) in per.items()
         }
         out.append(_hit(rank, fused[path], seg, files[path], len(counts.get(path, ())), explain))
@@ -189,20 +215,23 @@ def file_hits(
 
 
 def segment_hits(
-    state: IndexState,
+    found: Candidates,
     per_space: dict[str, list[tuple[int, float]]],
-    cosines: dict[str, dict[int, float]],
-    spaces: dict[str, LiveSpace],
-    modality: str,
+    scores_by_space: dict[str, dict[int, float]],
+    weights: Mapping[str, float],
     k: int,
     rrf_k: float = RRF_K,
     exists: Callable[[str], bool] | None = None,
 ) -> list[Hit]:
-    segments, files = state.segments, state.files
+    segments, files = found.segments, found.files
+    per_space = {
+        s: [(sid, sc) for sid, sc in hits if sid in segments and segments[sid].file in files]
+        for s, hits in per_space.items()
+    }
     rankings = {s: [str(sid) for sid, _ in hits] for s, hits in per_space.items()}
     scored = {s: dict(hits) for s, hits in per_space.items()}
     scores = {s: {str(sid): sc for sid, sc in hits.items()} for s, hits in scored.items()}
-    fused = _fuse(rankings, scores, spaces, modality, rrf_k)
+    fused = _fuse(rankings, scores, weights, rrf_k)
     order = _top(fused, k, lambda key: segments[int(key)].file, exists)
     position = _positions(rankings)
     out = []
@@ -210,7 +239,7 @@ def segment_hits(
         sid = int(key)
         seg = segments[sid]
         explain = {
-            s: {"rank": position[s][key], "score": round(cosines[s][sid], 4)}
+            s: _explain(found, s, position[s][key], sid, scores_by_space[s][sid])
             for s in rankings
             if sid in scored[s]
         }

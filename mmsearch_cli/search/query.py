@@ -1,22 +1,22 @@
-"""What a search asks for: the query, its options and filters, and the hits it returns.
+"""What a search asks for: the query, its options and its filters.
 
-Filters (type, path glob, dates, sizes, excluded paths) select files; a file passes on its
-record alone, so a filter never decodes anything.
+Filters (type, path glob, dates, sizes, excluded paths) select files in SQL, on indexed
+columns (``store.db.FileFilter``), so a narrow filter on a large index stays fast.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from mmsearch_cli.errors import UsageError
 from mmsearch_cli.items import modality_of
 from mmsearch_cli.search.fusion import FEEDBACK_WEIGHT, RRF_K
+from mmsearch_cli.store.db import FileFilter
 from mmsearch_cli.store.index import IndexReader
-from mmsearch_cli.store.state import FileRecord
 
 
 @dataclass(frozen=True)
@@ -52,46 +52,19 @@ class SearchOptions:
     rrf_k: float = RRF_K
 
 
-def allowed_segments(reader: IndexReader, opts: SearchOptions) -> set[int] | None:
-    """Segment ids passing the structured filters, or None when there is no filter."""
-    if not (
-        opts.types or opts.path_glob or opts.after or opts.before
-        or opts.min_size is not None or opts.max_size is not None or opts.exclude_paths
-    ):  # fmt: skip
-        return None
-    keep: set[int] = set()
-    for rec in reader.state.files.values():
-        if rec.status == "ok" and file_passes(rec, opts):
-            keep.update(rec.segments)
-    return keep
+def file_filter(opts: SearchOptions) -> FileFilter:
+    """The options' structured filters, for SQL (``store.db.FileFilter``)."""
+    return FileFilter(
+        types=opts.types,
+        path_glob=opts.path_glob,
+        after=opts.after.timestamp() if opts.after else None,
+        before=opts.before.timestamp() if opts.before else None,
+        min_size=opts.min_size,
+        max_size=opts.max_size,
+        exclude_paths=opts.exclude_paths,
+    )
 
 
-def file_passes(rec: FileRecord, opts: SearchOptions) -> bool:
-    if opts.types and rec.modality not in opts.types:
-        return False
-    if opts.exclude_paths and rec.path in opts.exclude_paths:
-        return False
-    if opts.path_glob and not (
-        fnmatch.fnmatch(rec.path, opts.path_glob)
-        or fnmatch.fnmatch(os.path.basename(rec.path), opts.path_glob)
-    ):
-        return False
-    when = file_time(rec)
-    if opts.after and when < opts.after.timestamp():
-        return False
-    if opts.before and when >= opts.before.timestamp():
-        return False
-    if opts.min_size is not None and rec.size < opts.min_size:
-        return False
-    return not (opts.max_size is not None and rec.size > opts.max_size)
-
-
-def file_time(rec: FileRecord) -> float:
-    """Capture time from EXIF when there is one, else the file's mtime."""
-    taken = rec.meta.get("taken")
-    if taken:
-        try:
-            return datetime.fromisoformat(taken).timestamp()
-        except ValueError:
-            pass
-    return rec.mtime_ns / 1e9
+def allowed_segments(reader: IndexReader, opts: SearchOptions) -> np.ndarray | None:
+    """Segment ids passing the structured filters (sorted), or None when there is none."""
+    return reader.allowed_segments(file_filter(opts))

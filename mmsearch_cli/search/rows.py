@@ -32,7 +32,7 @@ class Hit:
     why: str
     text: str
     segments_matched: int
-    spaces: dict[str, dict[str, float]] = field(default_factory=dict)
+    spaces: dict[str, dict[str, Any]] = field(default_factory=dict)  # rank, score, matched
     size: int = 0
     mtime: float = 0.0
     segment_id: int = -1
@@ -52,7 +52,7 @@ class Row(TypedDict):
     segments_matched: int
     why: str
     text: str
-    spaces: dict[str, dict[str, float]]
+    spaces: dict[str, dict[str, Any]]  # per space: rank, score (and matched words)
     size: int | None
     mtime: float | None
     path_b64: NotRequired[str]  # only for names that are not valid UTF-8

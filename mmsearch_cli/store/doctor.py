@@ -1,19 +1,19 @@
 """``mms doctor``: check an index for damage, and repair what can be repaired.
 
-Checks: the sidecar parses and is of a schema this mms reads; every space's vector file
-loads, has the sidecar's dimension and holds every live id; the records agree with each
-other (each segment has its file, each ok file its segments); the journal of an
-interrupted run; temp files left by killed runs.
+Checks: the manifest parses and is of a schema this mms reads; the database opens and
+passes SQLite's own check; every space's vector files hold the rows the database counts,
+with increasing ids; the records and the vectors agree both ways (every segment's vector
+is stored, every stored id is a segment's or a tombstone); the journal of an interrupted
+run; temp files left by killed runs.
 
-Repairs (under the writer lock, then one normal commit):
+Repairs (under the writer lock, each in a normal commit):
 
-* damaged or missing sidecar: restore the previous commit (``sidecar.prev.json``, whose
-  vector files are kept one commit longer) if it loads cleanly, else start a fresh index
-  with the spaces' setup salvaged from the damaged file; then apply every readable
-  journal batch on top. What is still missing is embedded by the next ``mms index``.
-* a sidecar from a newer schema: refused, never touched.
-* a vector file that does not match the sidecar: that space's vectors are dropped and
-  the files that had vectors in it forgotten, so the next ``mms index`` re-embeds them.
+* damaged or missing manifest: rewritten from the database, which is the truth.
+* a manifest from a newer schema: refused, never touched.
+* a damaged database: moved aside as ``meta.sqlite.damaged``, and a fresh index is started
+  with the spaces' setup from the manifest; the next ``mms index`` embeds the files again.
+* vector files that do not match the database: that space's vectors are dropped and the
+  files that had vectors in it forgotten, so the next ``mms index`` re-embeds them.
 * inconsistent records: the files concerned are forgotten (re-embedded next run).
 * journal and temp files: replayed (or dropped when stale) and deleted.
 """
@@ -21,27 +21,26 @@ Repairs (under the writer lock, then one normal commit):
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
-import shutil
+import sqlite3
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmsearch_cli.errors import IndexCorruptError, IndexMissingError
+import numpy as np
+
+from mmsearch_cli.errors import IndexCorruptError, IndexMissingError, MmsError
+from mmsearch_cli.store import db, flat
 from mmsearch_cli.store.index import (
-    PREVIOUS,
     IndexWriter,
-    live_ids,
-    load_space,
-    read_state,
+    database_path,
+    read_manifest,
     sidecar_path,
     stale_tmp_files,
 )
 from mmsearch_cli.store.journal import Journal
 from mmsearch_cli.store.lock import index_lock, lock_holder
-from mmsearch_cli.store.state import SCHEMA_VERSION, IndexState, SpaceInfo
+from mmsearch_cli.store.state import SCHEMA_VERSION, SpaceInfo
 from mmsearch_cli.store.vectors import VectorIndex
 
 OK, NOTE, DAMAGED, FATAL = "ok", "note", "damaged", "fatal"
@@ -94,12 +93,24 @@ def check(index_dir: Path) -> Report:
     busy = lock_holder(index_dir)
     if busy:
         report.add("lock", NOTE, f"an `mms index` is running ({busy}); journal not checked")
-    state = _check_sidecar(index_dir, report)
-    if state is not None:
-        _check_spaces(index_dir, state, report)
-        _check_records(state, report)
+    manifest = _check_manifest(index_dir, report)
+    if manifest is not None and int(manifest.get("schema", 0)) < SCHEMA_VERSION:
+        report.add("manifest", NOTE, "an index of an older mms: the next `mms index` converts it")
+        return report
+    con = _check_database(index_dir, report, manifest)
+    if con is not None:
+        try:
+            generation = int(db.read_meta(con).get("generation", 0))
+            if manifest is not None and int(manifest.get("generation", -1)) != generation:
+                report.add("manifest", NOTE, f"behind the database (generation {generation})",
+                           "rewrite it from the database")  # fmt: skip
+            broken, stray = _check_spaces(index_dir, con, report)
+            _check_records(con, report, broken, stray)
+            if not busy:
+                _check_journal(index_dir, generation, report)
+        finally:
+            con.close()
     if not busy:
-        _check_journal(index_dir, state, report)
         tmp = stale_tmp_files(index_dir)
         if tmp:
             report.add("temp files", NOTE, f"{len(tmp)} left by killed runs", "delete them")
@@ -107,122 +118,156 @@ def check(index_dir: Path) -> Report:
 
 
 def _has_index_files(index_dir: Path) -> bool:
-    names = ("sidecar.json", PREVIOUS, "spaces", "journal")
+    names = ("sidecar.json", db.DATABASE, "spaces", "journal")
     return any((index_dir / n).exists() for n in names)
 
 
-def _check_sidecar(index_dir: Path, report: Report) -> IndexState | None:
-    path = sidecar_path(index_dir)
-    if not path.exists():
-        report.add("sidecar", DAMAGED, "sidecar.json is missing", _restore_plan(index_dir))
-        return None
-    schema = _schema_of(path)
-    if schema is not None and schema > SCHEMA_VERSION:
-        report.add(
-            "sidecar",
-            FATAL,
-            f"written by a newer mms (schema {schema}; this one reads {SCHEMA_VERSION}): "
-            "upgrade mms; nothing was changed",
-        )
+def _check_manifest(index_dir: Path, report: Report) -> dict[str, Any] | None:
+    if not sidecar_path(index_dir).exists():
+        report.add("manifest", DAMAGED, "missing", "rewrite it from the database")
         return None
     try:
-        state = read_state(index_dir)
+        manifest = read_manifest(index_dir)
     except IndexCorruptError as exc:
-        report.add("sidecar", DAMAGED, exc.message, _restore_plan(index_dir))
+        if "newer mms" in exc.message:
+            report.add("manifest", FATAL, exc.message, "")
+            raise _Stop(report) from None
+        report.add("manifest", DAMAGED, "does not parse", "rewrite it from the database")
         return None
     report.add(
-        "sidecar",
-        OK,
-        f"schema {state.schema}, generation {state.generation}: {len(state.files)} files, "
-        f"{len(state.segments)} segments",
+        "manifest", OK, f"schema {manifest['schema']}, generation {manifest.get('generation')}"
     )
-    return state
+    return manifest
 
 
-def _schema_of(path: Path) -> int | None:
+class _Stop(Exception):
+    def __init__(self, report: Report) -> None:
+        self.report = report
+
+
+def _check_database(
+    index_dir: Path, report: Report, manifest: dict[str, Any] | None
+) -> sqlite3.Connection | None:
+    path = database_path(index_dir)
+    if not path.exists():
+        report.add("database", DAMAGED, f"{path.name} is missing", _START_OVER)
+        return None
     try:
-        data = json.loads(path.read_bytes())
-        return int(data["schema"])
-    except (OSError, ValueError, KeyError, TypeError):
-        head = path.read_bytes()[:200] if path.exists() else b""
-        match = re.search(rb'"schema"\s*:\s*(\d+)', head)
-        return int(match.group(1)) if match else None
+        con = db.connect(path, write=False)
+        result = con.execute("PRAGMA quick_check").fetchone()[0]
+        if result != "ok":
+            con.close()
+            report.add("database", DAMAGED, f"SQLite says: {result}", _START_OVER)
+            return None
+        db.read_meta(con)
+        db.read_spaces(con)
+    except (sqlite3.DatabaseError, ValueError, TypeError, KeyError) as exc:
+        report.add("database", DAMAGED, f"cannot be read ({exc})", _START_OVER)
+        return None
+    report.add("database", OK, f"{path.name} passes SQLite's check")
+    return con
 
 
-def _restore_plan(index_dir: Path) -> str:
-    prev = _previous_state(index_dir)
-    plan = (
-        f"restore the previous commit (generation {prev.generation}, {len(prev.files)} files)"
-        if prev
-        else "start a fresh index, keeping the spaces' setup if it can be read"
-    )
-    pending = sum(len(b) for b in Journal(index_dir / "journal").batches())
-    if pending:
-        plan += f", then recover {pending} files from the journal"
-    return plan + "; the next `mms index` embeds the rest"
+_START_OVER = "move it aside and start an empty index with the same spaces"
 
 
-def _check_spaces(index_dir: Path, state: IndexState, report: Report) -> None:
-    for name, info in state.spaces.items():
-        try:
-            index = load_space(index_dir, info, live_ids(state, name))
-        except IndexCorruptError as exc:
-            files = _files_in_space(state, name)
-            report.add(
-                f"space {name}",
-                DAMAGED,
-                exc.message,
-                f"drop its vectors and forget {len(files)} files so that `mms index` "
-                "re-embeds them",
-            )
-            continue
-        report.add(f"space {name}", OK, f"{len(index)} vectors, {info.dim}-d")
+def _check_spaces(
+    index_dir: Path, con: sqlite3.Connection, report: Report
+) -> tuple[set[str], dict[str, list[int]]]:
+    """Each space's vector files against the database: the broken spaces, and per space
+    the stored ids no segment owns (vectors of records lost some other way)."""
+    broken: set[str] = set()
+    stray: dict[str, list[int]] = {}
+    for name, info in db.read_spaces(con).items():
+        problem, extra = _space_problem(index_dir, con, info)
+        if extra:
+            stray[name] = extra
+        if problem:
+            broken.add(name)
+            report.add(f"space {name}", DAMAGED, problem,
+                       "drop its vectors; the next `mms index` re-embeds those files")  # fmt: skip
+        else:
+            report.add(f"space {name}", OK, f"{info.count} vectors, {info.dim}-d")
+    return broken, stray
 
 
-def _files_in_space(state: IndexState, space: str) -> set[str]:
-    return {seg.file for seg in state.segments.values() if space in seg.spaces}
-
-
-def inconsistent_files(state: IndexState) -> tuple[set[str], set[int]]:
-    """Files whose records disagree, and segments that belong to no file."""
-    bad: set[str] = set()
-    orphans: set[int] = set()
-    for sid, seg in state.segments.items():
-        rec = state.files.get(seg.file)
-        if rec is None or sid not in rec.segments:
-            orphans.add(sid)
-        elif any(s not in state.spaces for s in seg.spaces) or not seg.spaces:
-            bad.add(seg.file)
-    for path, rec in state.files.items():
-        # ok files have segments, failed ones none, and every listed segment exists
-        if (rec.status == "ok") != bool(rec.segments) or any(
-            sid not in state.segments for sid in rec.segments
-        ):
-            bad.add(path)
-    return bad, orphans
-
-
-def _check_records(state: IndexState, report: Report) -> None:
-    bad, orphans = inconsistent_files(state)
-    top = max(state.segments, default=-1)
-    if bad or orphans or state.next_id <= top:
-        parts = [f"{len(bad)} files with inconsistent records"] if bad else []
-        parts += [f"{len(orphans)} segments without their file"] if orphans else []
-        parts += [f"next id {state.next_id} <= used id {top}"] if state.next_id <= top else []
-        report.add(
-            "records", DAMAGED, "; ".join(parts), "forget those files and segments (re-embedded)"
+def _space_problem(
+    index_dir: Path, con: sqlite3.Connection, info: SpaceInfo
+) -> tuple[str, list[int]]:
+    """What is wrong with a space's vectors ("" if nothing), and its stray ids."""
+    try:
+        vectors = (
+            flat.FlatVectors.open(index_dir / info.vectors, info.dim, info.rows)
+            if info.vectors
+            else None
         )
-    else:
-        failed = sum(1 for f in state.files.values() if f.status != "ok")
-        report.add("records", OK, f"consistent ({failed} files marked failed)")
+    except (OSError, ValueError) as exc:
+        return str(exc), []
+    if vectors is None:
+        return ("" if info.rows == 0 else f"no vector file for {info.rows} rows"), []
+    ids = np.asarray(vectors.ids)
+    if ids.size and np.any(np.diff(ids) <= 0):
+        return "vector ids are not increasing", []
+    dead = np.asarray(db.tombstones(con, info.name), dtype=np.int64)
+    listed = np.asarray(sorted(_segment_ids_in(con, info.name)), dtype=np.int64)
+    missing = np.setdiff1d(listed, ids)
+    if missing.size:
+        return f"{missing.size} vectors the database lists are not in {info.vectors}.vec", []
+    extra = np.setdiff1d(np.setdiff1d(ids, listed), dead).tolist()
+    if info.file and info.graph_rows:
+        try:
+            VectorIndex.load_graph(index_dir / info.file, info.dim)
+        except (RuntimeError, OSError, ValueError) as exc:
+            return f"graph {info.file} cannot be read ({exc})", extra
+    return "", extra
 
 
-def _check_journal(index_dir: Path, state: IndexState | None, report: Report) -> None:
+def _segment_ids_in(con: sqlite3.Connection, space: str) -> list[int]:
+    sql = "SELECT s.id FROM segments s, json_each(s.spaces) j WHERE j.value = ?"
+    return [i for (i,) in con.execute(sql, (space,))]
+
+
+def inconsistent_files(con: sqlite3.Connection) -> tuple[set[str], set[int]]:
+    """Files whose records disagree (an ok file without segments, segments of a missing
+    file), and such orphan segment ids."""
+    bad_files = {
+        os.fsdecode(p)
+        for (p,) in con.execute(
+            "SELECT path FROM files f WHERE status = 'ok' "
+            "AND NOT EXISTS (SELECT 1 FROM segments s WHERE s.file_id = f.id)"
+        )
+    }
+    orphans = {
+        i
+        for (i,) in con.execute(
+            "SELECT id FROM segments s "
+            "WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.id = s.file_id)"
+        )
+    }
+    return bad_files, orphans
+
+
+def _check_records(
+    con: sqlite3.Connection, report: Report, broken: set[str], stray: dict[str, list[int]]
+) -> None:
+    files, orphans = inconsistent_files(con)
+    loose = sum(len(ids) for ids in stray.values())
+    if files or orphans or loose:
+        report.add("records", DAMAGED,
+                   f"{len(files)} files without segments, {len(orphans)} orphan segments, "
+                   f"{loose} vectors of no segment",
+                   "forget those files, mark those vectors deleted; the next `mms index` "
+                   "re-embeds the files")  # fmt: skip
+    elif not broken:
+        report.add("records", OK, "files, segments and vectors agree")
+
+
+def _check_journal(index_dir: Path, generation: int, report: Report) -> None:
     journal = Journal(index_dir / "journal")
     total = len(journal)
     if not total:
         return
-    usable = [b for b in journal.batches() if state and b.base_generation == state.generation]
+    usable = [b for b in journal.batches() if b.base_generation == generation]
     files = sum(len(b) for b in usable)
     if usable:
         report.add(
@@ -232,7 +277,7 @@ def _check_journal(index_dir: Path, state: IndexState | None, report: Report) ->
             "`mms index` replays them",
             "replay them now",
         )
-    if total > len(usable) and state is not None:
+    if total > len(usable):
         report.add("journal", NOTE, f"{total - len(usable)} stale batch files", "delete them")
 
 
@@ -246,173 +291,89 @@ def repair(index_dir: Path) -> Report:
         if any(f.level == FATAL for f in before.findings):
             return before
         done: list[str] = []
-        state_ok = all(f.level != DAMAGED for f in before.findings if f.check == "sidecar")
-        if state_ok:
-            _repair_in_place(index_dir, done)
+        if any(f.check == "database" and f.level == DAMAGED for f in before.findings):
+            _start_over(index_dir, done)
         else:
-            _rebuild_state(index_dir, done)
+            _repair_in_place(index_dir, before, done)
         for tmp in stale_tmp_files(index_dir):
             with contextlib.suppress(OSError):
                 tmp.unlink()
                 done.append(f"deleted {tmp.name}")
-    if not _has_index_files(index_dir):  # started over: nothing left to check
-        after = Report(str(index_dir))
-        after.add("index", NOTE, "empty: run `mms index DIR` to build it again")
-    else:
-        after = check(index_dir)
+    after = check(index_dir)
     after.repaired = done
     return after
 
 
-def _repair_in_place(index_dir: Path, done: list[str]) -> None:
-    state = read_state(index_dir)
-    vectors: dict[str, VectorIndex] = {}
-    broken: list[str] = []
-    for name, info in state.spaces.items():
-        try:
-            vectors[name] = load_space(index_dir, info, live_ids(state, name))
-        except IndexCorruptError:
-            vectors[name] = VectorIndex.empty(info.dim)
-            broken.append(name)
-    writer = IndexWriter(index_dir, state, vectors)
-    for name in broken:
-        files = _files_in_space(state, name)
-        for path in files:
+def _repair_in_place(index_dir: Path, before: Report, done: list[str]) -> None:
+    broken = {f.check.removeprefix("space ") for f in before.findings
+              if f.check.startswith("space ") and f.level == DAMAGED}  # fmt: skip
+    writer = IndexWriter.open(index_dir, manifest=False)
+    try:
+        replayed = writer.replay()
+        if replayed:
+            done.append(f"replayed {replayed} files from the journal")
+        bad_files, orphans = inconsistent_files(writer.con)
+        stray: dict[str, list[int]] = {}
+        for name, info in writer.spaces.items():
+            if name not in broken:
+                _, extra = _space_problem(index_dir, writer.con, info)
+                if extra:
+                    stray[name] = extra
+        for name, ids in stray.items():
+            writer.tombstone(name, ids)
+            done.append(f"marked {len(ids)} vectors of no segment in '{name}' deleted")
+        for name in sorted(broken):
+            forgotten = writer.drop_space_vectors(name)
+            done.append(f"dropped the vectors of space '{name}'; {forgotten} files will be "
+                        "embedded again by the next `mms index`")  # fmt: skip
+        for path in sorted(bad_files):
             writer.drop_file(path)
-        state.spaces[name].count = 0
-        writer.dirty = True
-        done.append(f"dropped space {name}'s vectors; {len(files)} files will be re-embedded")
-    replayed = writer.replay()
-    if replayed:
-        done.append(f"replayed the journal ({replayed} files)")
-    _drop_inconsistent(writer, done)
-    if writer.dirty:
+        if bad_files or orphans:
+            writer.drop_orphans(orphans)
+            done.append(f"forgot {len(bad_files)} inconsistent files and "
+                        f"{len(orphans)} orphan segments")  # fmt: skip
         writer.commit()
-        done.append(f"committed generation {state.generation}")
-
-
-def _drop_inconsistent(writer: IndexWriter, done: list[str]) -> None:
-    state = writer.state
-    bad, orphans = inconsistent_files(state)
-    for path in bad:
-        rec = state.files.pop(path)
-        ids = [s for s in rec.segments if s in state.segments and state.segments[s].file == path]
-        for sid in ids:
-            state.segments.pop(sid, None)
-        writer.remove_vectors(ids)
-    for sid in orphans:
-        state.segments.pop(sid, None)
-    writer.remove_vectors(sorted(orphans))
-    top = max(state.segments, default=-1)
-    if bad or orphans or state.next_id <= top:
-        state.next_id = max(state.next_id, top + 1)
-        writer.dirty = True
-        done.append(f"forgot {len(bad)} inconsistent files and {len(orphans)} orphan segments")
-
-
-def _rebuild_state(index_dir: Path, done: list[str]) -> None:
-    """The sidecar is damaged or gone: previous commit, else a fresh state; plus journal."""
-    side = sidecar_path(index_dir)
-    state = _previous_state(index_dir)
-    if state is not None:
-        vectors = {
-            name: load_space(index_dir, info, live_ids(state, name))
-            for name, info in state.spaces.items()
-        }
-        done.append(f"restored the previous commit (generation {state.generation})")
-    else:
-        state = _fresh_state(side)
-        if state is None:
-            _start_over(index_dir, done)
-            return
-        vectors = {name: VectorIndex.empty(info.dim) for name, info in state.spaces.items()}
-        done.append("started a fresh index with the recorded spaces")
-    if side.exists():  # kept for inspection; never becomes "previous"
-        os.replace(side, index_dir / "sidecar.json.damaged")
-        done.append("moved the damaged sidecar to sidecar.json.damaged")
-    writer = IndexWriter(index_dir, state, vectors)
-    recovered = 0
-    for batch in writer.journal.batches():
-        # Ids are never reused, so a batch whose ids belong to other files is not ours.
-        paths = {f.path for f in batch.files}
-        clash = any(
-            s.id in state.segments and state.segments[s.id].file not in paths
-            for s in batch.segments
-        )
-        if clash or not writer.fits(batch):
-            break
-        writer.apply(batch)
-        recovered += len(batch)
-    if recovered:
-        done.append(f"recovered {recovered} files from the journal")
-    _drop_inconsistent(writer, done)
-    writer.commit()
-    done.append(f"committed generation {state.generation}; run `mms index` for the rest")
-
-
-def _load_state_file(path: Path) -> IndexState | None:
-    try:
-        data = json.loads(path.read_bytes())
-        if int(data["schema"]) > SCHEMA_VERSION:
-            return None
-        return IndexState.from_json(data)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
-def _previous_state(index_dir: Path) -> IndexState | None:
-    """The previous commit's state, only if all its vector files load and match."""
-    state = _load_state_file(index_dir / PREVIOUS)
-    if state is None:
-        return None
-    try:
-        for name, info in state.spaces.items():
-            load_space(index_dir, info, live_ids(state, name))
-    except IndexCorruptError:
-        return None
-    return state
-
-
-def _fresh_state(damaged: Path) -> IndexState | None:
-    """An empty state with the profile, roots and spaces read from a damaged sidecar."""
-    try:
-        text = damaged.read_bytes().decode("utf-8", "replace")
-    except OSError:
-        return None
-    header: dict[str, Any] = {}
-    decoder = json.JSONDecoder()
-    for key in ("profile", "roots", "spaces"):
-        match = re.search(rf'"{key}"\s*:\s*', text)
-        if match:
-            with contextlib.suppress(ValueError):
-                header[key] = decoder.raw_decode(text, match.end())[0]
-    try:
-        spaces = {
-            name: SpaceInfo(**{**raw, "file": None, "count": 0})
-            for name, raw in header["spaces"].items()
-        }
-        state = IndexState(profile=str(header.get("profile", "builtin")), spaces=spaces)
-        state.roots = [str(r) for r in header.get("roots", [])]
-    except (KeyError, TypeError, AttributeError):
-        return None
-    return state if spaces else None
+        done.append("rewrote the manifest from the database")
+    finally:
+        writer.close()
+    Journal(index_dir / "journal").clear()
 
 
 def _start_over(index_dir: Path, done: list[str]) -> None:
-    """Nothing to rebuild from: remove the index data so `mms index` starts clean."""
-    for sub in ("spaces", "journal"):
-        shutil.rmtree(index_dir / sub, ignore_errors=True)
-    for name in ("sidecar.json", PREVIOUS):
+    """The database is lost: keep it aside, start empty with the manifest's spaces."""
+    spaces: dict[str, SpaceInfo] = {}
+    with contextlib.suppress(MmsError, TypeError, KeyError):
+        manifest = read_manifest(index_dir)
+        for name, raw in (manifest.get("spaces") or {}).items():
+            info = SpaceInfo(**raw)
+            spaces[name] = SpaceInfo(name=info.name, dim=info.dim, metric=info.metric,
+                                     encoders=info.encoders, fingerprints=info.fingerprints,
+                                     options=info.options, weight=info.weight)  # fmt: skip
+    path = database_path(index_dir)
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         with contextlib.suppress(FileNotFoundError):
-            os.replace(index_dir / name, index_dir / f"{name}.damaged")
-    done.append("nothing could be recovered: removed the index data; run `mms index DIR`")
+            os.replace(p, p.with_name(p.name + ".damaged"))
+    sidecar_path(index_dir).unlink(missing_ok=True)
+    for p in (index_dir / "spaces").glob("*") if (index_dir / "spaces").is_dir() else []:
+        p.unlink()
+    Journal(index_dir / "journal").clear()
+    writer = IndexWriter.open(index_dir)
+    try:
+        for info in spaces.values():
+            writer.add_space(info)
+        writer.commit()
+    finally:
+        writer.close()
+    done.append(f"the database was damaged: kept as {path.name}.damaged and started an empty "
+                f"index with {len(spaces)} spaces; run `mms index DIR` to fill it")  # fmt: skip
 
 
 def doctor(index_dir: Path, *, fix: bool = False) -> Report:
     """Entry point for the CLI: check, and repair when asked and needed."""
-    report = check(index_dir)
+    try:
+        report = check(index_dir)
+    except _Stop as stop:
+        return stop.report
     if fix and (not report.healthy or report.repairable):
-        if any(f.level == FATAL for f in report.findings):
-            return report
         return repair(index_dir)
     return report

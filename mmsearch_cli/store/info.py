@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mmsearch_cli.store.index import read_state
+from mmsearch_cli.store import db
+from mmsearch_cli.store.index import IndexReader
+from mmsearch_cli.store.state import SCHEMA_VERSION
 
 
 def _disk_usage(path: Path) -> int:
@@ -22,33 +23,38 @@ def _disk_usage(path: Path) -> int:
 
 
 def index_info(index_dir: Path) -> dict[str, Any]:
-    state = read_state(index_dir)
-    ok = [f for f in state.files.values() if f.status == "ok"]
-    failed = [f for f in state.files.values() if f.status != "ok"]
-    return {
-        "index": str(index_dir),
-        "schema": state.schema,
-        "generation": state.generation,
-        "profile": state.profile,
-        "created": state.created,
-        "updated": state.updated,
-        "roots": state.roots,
-        "files": len(ok),
-        "files_by_modality": dict(Counter(f.modality for f in ok)),
-        "segments": len(state.segments),
-        "failed": len(failed),
-        "failed_files": [{"path": f.path, "error": f.error} for f in failed],
-        "bytes_on_disk": _disk_usage(index_dir),
-        "spaces": [
-            {
-                "name": s.name,
-                "dim": s.dim,
-                "metric": s.metric,
-                "vectors": s.count,
-                "encoders": s.encoders,
-                "fingerprints": s.fingerprints,
-                "options": s.options,
-            }
-            for s in state.spaces.values()
-        ],
-    }
+    """Counts come from SQL aggregates and the manifest: no row is loaded but failures."""
+    reader = IndexReader.open(index_dir)
+    try:
+        counts = db.counts(reader.con)
+        failed = db.failed_files(reader.con)
+        meta = reader.meta
+        return {
+            "index": str(index_dir),
+            "schema": SCHEMA_VERSION,
+            "generation": reader.generation,
+            "profile": reader.profile,
+            "created": meta.get("created", 0.0),
+            "updated": meta.get("updated", 0.0),
+            "roots": meta.get("roots", []),
+            "files": sum(counts["by_modality"].values()),
+            "files_by_modality": counts["by_modality"],
+            "segments": counts["segments"],
+            "failed": counts["failed"],
+            "failed_files": [{"path": path, "error": error} for path, error in failed],
+            "bytes_on_disk": _disk_usage(index_dir),
+            "spaces": [
+                {
+                    "name": s.name,
+                    "dim": s.dim,
+                    "metric": s.metric,
+                    "vectors": s.count,
+                    "encoders": s.encoders,
+                    "fingerprints": s.fingerprints,
+                    "options": s.options,
+                }
+                for s in reader.spaces.values()
+            ],
+        }
+    finally:
+        reader.close()

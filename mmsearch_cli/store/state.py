@@ -1,7 +1,10 @@
-"""The index's metadata (what the sidecar holds), as plain dataclasses.
+"""The index's records as plain dataclasses: files, segments, spaces.
 
 Paths are absolute ``str`` as ``os.fsdecode`` gives them: a file name that is not valid
-UTF-8 keeps its bytes as surrogate escapes, which stdlib ``json`` round-trips exactly.
+UTF-8 keeps its bytes as surrogate escapes (the database stores the bytes).
+
+``IndexState`` is the whole index in memory, as schema 1 kept it in ``sidecar.json``:
+only the conversion of such an index (``migrate``) still reads it.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: everything in sidecar.json; 2: SQLite + flat vectors
 
 
 @dataclass
@@ -44,7 +47,8 @@ class FileRecord:
 
 @dataclass
 class SpaceInfo:
-    """A vector space: one hnswlib file, fed by one or more embedders."""
+    """A vector space, fed by one or more embedders: flat vector rows, and an hnswlib graph
+    over the first ``graph_rows`` of them once the space is large enough to need one."""
 
     name: str
     dim: int
@@ -54,8 +58,11 @@ class SpaceInfo:
     fingerprints: dict[str, dict[str, Any]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # e.g. {"model": "clip-ViT-B-32"}
     weight: dict[str, float] = field(default_factory=dict)  # fusion weight per query modality
-    file: str | None = None  # relative to the index dir; None until first commit
-    count: int = 0
+    file: str | None = None  # schema 1: the hnswlib file; schema 2: the graph, if any
+    count: int = 0  # live vectors
+    vectors: str | None = None  # schema 2: base name of the flat .vec/.ids files
+    rows: int = 0  # committed rows in them (deleted ones included until compaction)
+    graph_rows: int = 0  # rows the graph covers; later rows are scanned exactly
 
 
 @dataclass
