@@ -1,4 +1,5 @@
-"""Store: hnswlib files per space, a JSON sidecar, a batch journal and a lock; ``doctor``.
+"""Store: a manifest, SQLite metadata (FTS5 lexical), flat vectors and hnswlib graphs per
+space, a batch journal and a lock; ``doctor``.
 
 Imports only ``items`` and ``errors``.
 """
