@@ -42,7 +42,7 @@ class Settings:
     index_dir: Path
     model_dir: Path
     profile: str = "builtin"
-    threads: int = 1  # 1 intra-op thread measured best on 2 shared cores (notes/performance.md)
+    threads: int = 1  # 1 intra-op thread measured best on 2 shared cores (README, Performance)
     limits: Limits = field(default_factory=Limits)
 
 

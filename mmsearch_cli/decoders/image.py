@@ -10,7 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from mmsearch_cli.errors import MediaError
 
 # The models look at 224-260 px; OCR and colours need a little more. Decoding JPEGs
-# with DCT scaling to about this size is ~4x faster than a full decode (performance.md).
+# with DCT scaling to about this size is ~4x faster than a full decode (12 MP: 47 vs 172 ms).
 WORK_SIZE = 1024
 
 _heif_checked = False

@@ -31,20 +31,10 @@ def _transcriber(settings: Settings) -> Any:
 
 
 def _sound_items(path: Path, settings: Settings, tags: dict[str, str]) -> list[MediaItem]:
-    from mmsearch_cli.decoders.audio import iter_windows
+    from mmsearch_cli.decoders.audio import sound_items
 
-    items = []
-    for start, wave in iter_windows(
-        path, sr=16000, window_s=WINDOW_S, max_seconds=settings.limits.max_file_seconds
-    ):
-        items.append(
-            MediaItem(
-                modality="audio", payload=wave, kind="sound", start=round(start, 2),
-                end=round(start + len(wave) / 16000, 2), sample_rate=16000,
-                meta={"file_tags": tags} if tags else {},
-            )
-        )  # fmt: skip
-    return items
+    limit = settings.limits.max_file_seconds
+    return list(sound_items(path, window_s=WINDOW_S, max_seconds=limit, tags=tags))
 
 
 def _speech_items(path: Path, sounds: list[MediaItem], settings: Settings) -> list[MediaItem]:

@@ -1,8 +1,8 @@
 """all-MiniLM-L6-v2 text embeddings on onnxruntime + ``tokenizers``, without torch.
 
 A query in a fresh process (imports, session load, encode) costs ~0.45 s this way against
-~5.9 s through sentence-transformers (notes/performance.md; benchmarks/bench_embedders.py);
-a warm short query ~2.5 ms. The ONNX graph (exported once by ``export.export_minilm``)
+~5.9 s through sentence-transformers (measured by benchmarks/bench_embedders.py);
+a warm short query ~2.5 ms. The ONNX graph (exported once by ``models.export.export_minilm``)
 does the mean pooling and L2 normalisation itself.
 """
 

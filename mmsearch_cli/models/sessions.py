@@ -1,7 +1,7 @@
 """One way to open an onnxruntime session: CPU, quiet, a fixed number of threads.
 
 One intra-op thread is the measured default on a shared 2-core machine
-(notes/performance.md: 2 threads degrade badly under any other load).
+(measured: 2 threads degrade badly under any other load; README, "Performance").
 """
 
 from __future__ import annotations

@@ -107,21 +107,16 @@ class Transcriber:
     def fingerprint(self) -> dict[str, Any]:
         return {"transcriber": f"faster-whisper:{self.model}", "vad": True}
 
-    def transcribe(
-        self, audio: str | Path | np.ndarray, *, language: str | None = None
-    ) -> list[Segment]:
-        """Segments of speech in a file or a 16 kHz mono float32 waveform.
+    def transcribe(self, audio: np.ndarray, *, language: str | None = None) -> list[Segment]:
+        """Segments of speech in a 16 kHz mono float32 waveform (``decoders.audio.load``
+        reads one from a file).
 
         Returns ``[]`` when there is no speech. ``language`` (e.g. "de") only matters for
-        the multilingual model, which otherwise detects it. Raises ``MediaError`` for a
-        file that cannot be decoded.
+        the multilingual model, which otherwise detects it.
         """
-        if isinstance(audio, (str, Path)):
-            from mmsearch_cli.decoders.audio import load
-
-            waveform = load(audio, SAMPLE_RATE, self.max_seconds)
-        else:
-            waveform = np.asarray(audio, dtype=np.float32).reshape(-1)
+        waveform = np.asarray(audio, dtype=np.float32).reshape(-1)
+        if self.max_seconds is not None:
+            waveform = waveform[: int(self.max_seconds * SAMPLE_RATE)]
         if waveform.size < SAMPLE_RATE // 10:  # under 0.1 s: nothing to say
             return []
         whisper = self._load()
