@@ -15,6 +15,8 @@ from unittest import mock
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# The `mms` command as a process, for tests that need real exit codes and signals.
+MMS = [sys.executable, "-m", "mmsearch_cli"]
 SAMPLE = ROOT / "sample_data"
 CORPUS = ROOT.parent / "shared" / "corpus"
 
@@ -58,9 +60,8 @@ def mms_process(
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``mms`` as a real process: real exit codes, real stdout/stderr separation."""
     full_env = {**os.environ, **(env or {})}
-    cmd = [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()"]
     return subprocess.run(
-        [*cmd, *map(os.fspath, args)], capture_output=True, env=full_env, timeout=timeout
+        [*MMS, *map(os.fspath, args)], capture_output=True, env=full_env, timeout=timeout
     )
 
 

@@ -6,7 +6,6 @@ import itertools
 import math
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ from mmsearch_cli.evaluation.metrics import (
     recall_at_k,
     summarise,
 )
+from tests.conftest import ROOT
 
 RANKED = ["a", "b", "c", "d"]
 REL = {"b": 2, "d": 1, "e": 2}  # e is relevant but was never retrieved
@@ -190,7 +190,7 @@ def test_summarise_means_per_key() -> None:
 
 def test_metrics_import_is_light() -> None:
     code = "import sys, mmsearch_cli.evaluation.metrics; print('numpy' in sys.modules)"
-    root = Path(__file__).resolve().parents[1]
+    root = ROOT
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
     )

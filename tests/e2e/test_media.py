@@ -11,8 +11,7 @@ import soundfile as sf
 from PIL import Image
 
 from mmsearch_cli.decoders.audio import load
-
-from .conftest import SAMPLE, invoke
+from tests.conftest import SAMPLE, invoke
 
 ANIMALS = ["dog", "cow", "duck", "frog", "pig", "sheep"]
 

@@ -19,9 +19,9 @@ from mmsearch_cli.embedders.clip import SentenceTransformersImageTextEmbedder
 from mmsearch_cli.errors import ModelUnavailableError, UsageError
 from mmsearch_cli.items import MediaItem
 from mmsearch_cli.models import hub
-from tests.clip_fixture import IMAGE_SIZE, build_tiny_clip
+from tests.conftest import SAMPLE
+from tests.support.clip_fixture import IMAGE_SIZE, build_tiny_clip
 
-SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 IMAGES = [SAMPLE / "images/farm_animals/cat.webp", SAMPLE / "images/tools/hammer1.webp"]
 TEXTS = [
     "a cat sitting on a chair",

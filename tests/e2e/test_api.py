@@ -10,8 +10,7 @@ import pytest
 
 import mmsearch_cli as mms
 from mmsearch_cli.errors import UsageError
-
-from .conftest import SAMPLE, copy_tree
+from tests.conftest import SAMPLE, copy_tree
 
 
 def test_index_and_query_from_python(tmp_path: Path) -> None:

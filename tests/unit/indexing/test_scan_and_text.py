@@ -13,8 +13,7 @@ from mmsearch_cli.decoders.text import chunk_text, read_text, title_of
 from mmsearch_cli.errors import MediaError
 from mmsearch_cli.indexing.diff import content_hash
 from mmsearch_cli.indexing.scan import scan
-
-from .conftest import SAMPLE
+from tests.conftest import SAMPLE
 
 
 def test_scan_finds_sample_data_by_type_and_skips_hidden(tmp_path: Path) -> None:

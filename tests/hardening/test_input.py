@@ -11,7 +11,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import time
 import tracemalloc
 import zlib
@@ -29,10 +28,8 @@ from mmsearch_cli.items import EXTENSIONS
 from mmsearch_cli.store import db
 from mmsearch_cli.store.index import IndexReader
 from mmsearch_cli.store.state import FileRecord
+from tests.conftest import MMS, SAMPLE, invoke, mms_process
 
-from .conftest import SAMPLE, invoke, mms_process
-
-MMS = [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()"]
 PHOTO = SAMPLE / "images/tools/wrench.jpg"
 NOTE = SAMPLE / "text/owls.txt"
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from .conftest import ROOT
+from tests.conftest import MMS, ROOT
 
 
 def test_committed_completions_match_the_generator() -> None:
@@ -24,7 +24,7 @@ def test_bash_completion_offers_the_commands_and_options() -> None:
         "COMP_WORDS": "mms qu",
         "COMP_CWORD": "1",
     }
-    cmd = [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()"]
+    cmd = MMS
     out = subprocess.run(cmd, capture_output=True, text=True, env=env).stdout
     assert "query" in out.split()
     env.update(COMP_WORDS="mms query --for", COMP_CWORD="2")

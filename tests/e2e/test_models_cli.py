@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .conftest import invoke
+from tests.conftest import invoke
 
 
 def test_models_lists_embedders_assets_hub_models_and_profiles(tmp_path: Path) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mmsearch_cli import __version__
-
-from .conftest import invoke
+from tests.conftest import invoke
 
 COMMANDS = ["index", "query", "rerank", "eval", "info", "stats", "doctor", "forget", "models",
             "models fetch", "models prepare", "models download"]  # fmt: skip

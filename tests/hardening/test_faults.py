@@ -24,12 +24,10 @@ import pytest
 
 from mmsearch_cli.store import db
 from mmsearch_cli.store.index import IndexReader, database_path, sidecar_path
-
-from .conftest import ROOT, SAMPLE, copy_tree, invoke, mms_process
+from tests.conftest import MMS, ROOT, SAMPLE, copy_tree, invoke, mms_process
 
 NOTES = ["text/hand_tools.md", "text/fluffy_pancakes.txt", "text/coral_reef_fish.md"]
 MORE_NOTES = ["text/owls.txt", "text/frogs.txt", "text/solar_power.md", "text/windmills.md"]
-MMS = [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()"]
 
 
 def _images(folder: str, n: int) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .conftest import SAMPLE, invoke
+from tests.conftest import SAMPLE, invoke
 
 # Measured 2026-11-26 on the builtin profile, first stage: nDCG@10 0.713, MRR@10 0.850
 # (53 queries; 0.692 and 0.842 before visual feedback for text queries, issue 4).
