@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-MMS = [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()"]
+MMS = [sys.executable, "-m", "mmsearch_cli"]
 WORDS = [
     "garden",
     "kettle",

@@ -39,7 +39,7 @@ from mmsearch_cli.evaluation.run import (  # noqa: E402
     run_queries,
     summarise,
 )
-from mmsearch_cli.rerank import stage as reranking  # noqa: E402
+from mmsearch_cli.rerank import stage  # noqa: E402
 from mmsearch_cli.rerank.crossencoder import Reranker, get_reranker  # noqa: E402
 from mmsearch_cli.store.index import IndexReader  # noqa: E402
 
@@ -95,7 +95,7 @@ class CachedReranker(Reranker):
 def rerank_sweep(reader: IndexReader, queries: list[LabelledQuery], indexed: set[str]) -> None:
     conf = load_settings(index_dir=reader.dir)
     cached = CachedReranker(get_reranker(None, conf.model_dir, conf.threads))
-    reranking.get_reranker = lambda *_a, **_k: cached
+    stage.get_reranker = lambda *_a, **_k: cached
     rows: dict[str, list[dict[str, Any]]] = {}
 
     def keep(lq: LabelledQuery, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -111,7 +111,7 @@ def rerank_sweep(reader: IndexReader, queries: list[LabelledQuery], indexed: set
         for o in first:
             found = rows[o.query.id]
             if o.query.query.text is not None:
-                found = reranking.rerank_rows(o.query.query.text, found, conf, alpha=alpha)
+                found = stage.rerank_rows(o.query.query.text, found, conf, alpha=alpha)
             out.append(QueryOutcome(o.query, [r["path"] for r in found], o.seconds))
         return out
 

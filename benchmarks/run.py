@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MMS = [sys.executable, "-c", "from mmsearch_cli.cli.app import main; main()"]
+MMS = [sys.executable, "-m", "mmsearch_cli"]
 
 
 def timed(
