@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +25,7 @@ from mmsearch_cli.embedders.base import Embedder, l2_normalise
 from mmsearch_cli.errors import ModelUnavailableError, UsageError, first_line
 from mmsearch_cli.items import Embedded, InputModality, MediaItem
 from mmsearch_cli.models import hub
-from mmsearch_cli.models.files import staged_dir
+from mmsearch_cli.models.export import atomic_export, check_cosine, export_module
 from mmsearch_cli.models.sessions import open_session
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,6 @@ log = logging.getLogger(__name__)
 # Text-only towers distilled into another model's space: their space is that model's.
 ALIGNED_TO = {"sentence-transformers/clip-ViT-B-32-multilingual-v1": "clip-ViT-B-32"}
 ONNX_FORMAT = 1
-MIN_EXPORT_COSINE = 0.9999
 # Export check: case, punctuation, non-ASCII, a single token, and more than 77 tokens.
 _CHECK_TEXTS = [
     "a photo of a cat",
@@ -319,29 +317,24 @@ def export_text_tower_onnx(
     tokenizer = _query_tokenizer(st)
     sample = st.preprocess(_CHECK_TEXTS[:2])
     names = [k for k, v in sample.items() if isinstance(v, torch.Tensor)]
-    with staged_dir(dest) as staging:
+
+    def build(staging: Path) -> dict[str, Any]:
         _export_graph(st, names, sample, staging / "text.onnx")
         tokenizer.save(str(staging / "tokenizer.json"))
         reference = st.encode(_CHECK_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
         tower = OnnxTextTower(staging, threads=threads, input_names=names)
-        cosines = [float(tower.encode(t) @ r) for t, r in zip(_CHECK_TEXTS, reference, strict=True)]
-        if min(cosines) < MIN_EXPORT_COSINE:
-            raise ModelUnavailableError(
-                f"ONNX export of {model_folder} does not match torch (cosine {min(cosines):.6f})",
-                hint="queries will keep using torch",
-            )
-        meta = {
-            "format": ONNX_FORMAT,
-            "source": str(model_folder),
-            "dim": int(reference.shape[1]),
-            "inputs": names,
-            "min_cosine": min(cosines),
-        }
-        (staging / "meta.json").write_text(json.dumps(meta, indent=1))
-    return dest
+        got = np.stack([tower.encode(text) for text in _CHECK_TEXTS])
+        cosine = check_cosine(f"{model_folder}'s text tower", got, reference,
+                              hint="queries will keep using torch")  # fmt: skip
+        return {"format": ONNX_FORMAT, "source": str(model_folder),
+                "dim": int(reference.shape[1]), "inputs": names, "min_cosine": cosine}  # fmt: skip
+
+    return atomic_export(dest, build)
 
 
 def _export_graph(st: Any, names: list[str], sample: dict[str, Any], path: Path) -> None:
+    """sentence-transformers' own forward pass (pooling and Dense layers come along) plus
+    L2 normalisation, exported with one dynamic batch and sequence axis per input."""
     import torch
 
     class TextTower(torch.nn.Module):
@@ -356,30 +349,18 @@ def _export_graph(st: Any, names: list[str], sample: dict[str, Any], path: Path)
             return torch.nn.functional.normalize(out, p=2.0, dim=-1)
 
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
-    onnx_logger = logging.getLogger("torch.onnx")  # "torchvision is not installed" notices
-    level = onnx_logger.level
-    onnx_logger.setLevel(logging.ERROR)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer/axis-naming chatter; the export is checked
-            torch.onnx.export(
-                TextTower().eval(),
-                tuple(sample[n] for n in names),
-                str(path),
-                input_names=names,
-                output_names=["query_vector"],  # "embedding" clashes with a node name
-                dynamic_shapes=(tuple({0: batch, 1: seq} for _ in names),),  # one *inputs arg
-                dynamo=True,
-                external_data=True,  # weights beside the graph: no 2 GB protobuf limit
-                verbose=False,
-            )
+        export_module(
+            TextTower().eval(), tuple(sample[n] for n in names), path, input_names=names,
+            output_names=["query_vector"],  # "embedding" clashes with a node name
+            dynamic_shapes=(tuple({0: batch, 1: seq} for _ in names),),  # one *inputs arg
+            external_data=True,  # weights beside the graph: no 2 GB protobuf limit
+        )  # fmt: skip
     except Exception as exc:  # the exporter raises many types, with pages of detail
         raise ModelUnavailableError(
             f"could not export the text tower to ONNX: {first_line(exc)}",
             hint="queries will keep using torch",
         ) from exc
-    finally:
-        onnx_logger.setLevel(level)
 
 
 def _query_tokenizer(st: Any) -> Any:

@@ -35,70 +35,95 @@ def scan(
     modalities: frozenset[str] | None = None,
 ) -> ScanResult:
     """Walk the roots. Directory symlinks are followed only when asked, with loop detection."""
-    result = ScanResult()
-    skip = {os.path.realpath(p) for p in skip_dirs}
-    seen_dirs: set[tuple[int, int]] = set()
-
-    def consider(path: str, st: os.stat_result) -> None:
-        modality = modality_of(path)
-        if modality is None or (modalities is not None and modality not in modalities):
-            return
-        if _excluded(path, exclude):
-            return
-        result.files[path] = FoundFile(path, st.st_size, st.st_mtime_ns, modality)
-
-    stack: list[str] = []
+    walker = _Walker(follow_symlinks, include_hidden, exclude, skip_dirs, modalities)
     for root in roots:
-        root_s = os.path.abspath(os.fsdecode(root))
+        walker.add_root(os.path.abspath(os.fsdecode(root)))
+    while walker.stack:
+        walker.visit(walker.stack.pop())
+    return walker.result
+
+
+class _Walker:
+    """One scan's state: the folders still to visit, the folders seen (by device and
+    inode, so a symlink loop is walked once) and what was found."""
+
+    def __init__(
+        self, follow_symlinks: bool, include_hidden: bool, exclude: tuple[str, ...],
+        skip_dirs: tuple[Path, ...], modalities: frozenset[str] | None,
+    ) -> None:  # fmt: skip
+        self.follow_symlinks = follow_symlinks
+        self.include_hidden = include_hidden
+        self.exclude = exclude
+        self.skip = {os.path.realpath(p) for p in skip_dirs}
+        self.modalities = modalities
+        self.seen: set[tuple[int, int]] = set()
+        self.stack: list[str] = []
+        self.result = ScanResult()
+
+    def add_root(self, root: str) -> None:
         try:
-            st = os.stat(root_s)
+            st = os.stat(root)
         except OSError as exc:
-            result.problems[root_s] = f"cannot access: {exc.strerror}"
-            continue
+            self.result.problems[root] = f"cannot access: {exc.strerror}"
+            return
         if stat.S_ISDIR(st.st_mode):
-            stack.append(root_s)
+            self.stack.append(root)
         elif stat.S_ISREG(st.st_mode):
-            consider(root_s, st)
-    while stack:
-        directory = stack.pop()
+            self.consider(root, st)
+
+    def visit(self, directory: str) -> None:
+        """List one folder: files are considered, subfolders pushed to visit."""
+        entries = self._entries(directory)
+        for entry in entries:
+            if not self.include_hidden and entry.name.startswith("."):
+                continue
+            st = self._file_stat(os.path.join(directory, entry.name), entry)
+            if st is not None and stat.S_ISREG(st.st_mode):
+                self.consider(os.path.join(directory, entry.name), st)
+
+    def _entries(self, directory: str) -> list[os.DirEntry[str]]:
+        """The folder's entries, or [] if it was seen, is skipped or cannot be read."""
         try:
             dst = os.stat(directory)
         except OSError as exc:
-            result.problems[directory] = f"cannot access: {exc.strerror}"
-            continue
+            self.result.problems[directory] = f"cannot access: {exc.strerror}"
+            return []
         key = (dst.st_dev, dst.st_ino)
-        if key in seen_dirs or os.path.realpath(directory) in skip:
-            continue
-        seen_dirs.add(key)
+        if key in self.seen or os.path.realpath(directory) in self.skip:
+            return []
+        self.seen.add(key)
         try:
-            entries = list(os.scandir(directory))
+            return list(os.scandir(directory))
         except OSError as exc:
-            result.problems[directory] = f"cannot list directory: {exc.strerror}"
-            continue
-        for entry in entries:
-            name = entry.name
-            if not include_hidden and name.startswith("."):
-                continue
-            path = os.path.join(directory, name)
-            try:
-                is_link = entry.is_symlink()
-                if entry.is_dir(follow_symlinks=follow_symlinks):
-                    if not _excluded(path, exclude):
-                        stack.append(path)
-                    continue
-                if is_link and not follow_symlinks and os.path.isdir(path):
-                    continue
-                st = entry.stat(follow_symlinks=True)
-            except FileNotFoundError:
-                if entry.is_symlink():
-                    result.problems[path] = "broken symbolic link"
-                continue  # vanished while we looked
-            except OSError as exc:
-                result.problems[path] = f"cannot stat: {exc.strerror}"
-                continue
-            if stat.S_ISREG(st.st_mode):
-                consider(path, st)
-    return result
+            self.result.problems[directory] = f"cannot list directory: {exc.strerror}"
+            return []
+
+    def _file_stat(self, path: str, entry: os.DirEntry[str]) -> os.stat_result | None:
+        """The stat of a file entry (one ``stat`` per file); folders go on the stack."""
+        try:
+            is_link = entry.is_symlink()
+            if entry.is_dir(follow_symlinks=self.follow_symlinks):
+                if not _excluded(path, self.exclude):
+                    self.stack.append(path)
+                return None
+            if is_link and not self.follow_symlinks and os.path.isdir(path):
+                return None
+            return entry.stat(follow_symlinks=True)
+        except FileNotFoundError:
+            if entry.is_symlink():
+                self.result.problems[path] = "broken symbolic link"
+            return None  # vanished while we looked
+        except OSError as exc:
+            self.result.problems[path] = f"cannot stat: {exc.strerror}"
+            return None
+
+    def consider(self, path: str, st: os.stat_result) -> None:
+        modality = modality_of(path)
+        if modality is None or (self.modalities is not None and modality not in self.modalities):
+            return
+        if _excluded(path, self.exclude):
+            return
+        self.result.files[path] = FoundFile(path, st.st_size, st.st_mtime_ns, modality)
 
 
 def _excluded(path: str, patterns: tuple[str, ...]) -> bool:

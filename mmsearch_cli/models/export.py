@@ -117,7 +117,7 @@ def export_minilm(dest_dir: Path) -> Path:
         ids = torch.tensor([e.ids for e in enc], dtype=torch.int64)
         mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.int64)
         batch, seq = torch.export.Dim("batch"), torch.export.Dim("tokens", max=512)
-        _export(
+        export_module(
             module,
             (ids, mask),
             tmp / "model.onnx",
@@ -133,7 +133,7 @@ def export_minilm(dest_dir: Path) -> Path:
         got = _run_onnx(
             tmp / "model.onnx", {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
         )
-        _check_cosine("MiniLM", got[0], reference)
+        check_cosine("MiniLM", got[0], reference)
         shutil.copyfile(src / "tokenizer.json", tmp / "tokenizer.json")
         return {
             "model": "sentence-transformers/all-MiniLM-L6-v2",
@@ -144,7 +144,7 @@ def export_minilm(dest_dir: Path) -> Path:
             "pooling": "mean, normalised",
         }
 
-    return _atomic_export(dest_dir, build)
+    return atomic_export(dest_dir, build) / "model.onnx"
 
 
 def export_efficientnet_lite0(dest_dir: Path) -> Path:
@@ -169,7 +169,7 @@ def export_efficientnet_lite(dest_dir: Path, variant: str, weights: Path) -> Pat
         size = int(EfficientNet.get_image_size(variant))
         module = _effnet_module(net)
         pixels = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
-        _export(
+        export_module(
             module,
             (pixels,),
             tmp / "model.onnx",
@@ -181,8 +181,8 @@ def export_efficientnet_lite(dest_dir: Path, variant: str, weights: Path) -> Pat
         with torch.no_grad():
             ref_probs, ref_feats = (t.numpy() for t in module(pixels))
         probs, feats = _run_onnx(tmp / "model.onnx", {"pixels": pixels.numpy()})
-        _check_cosine(variant, feats, ref_feats)
-        _check_cosine(variant, probs, ref_probs)
+        check_cosine(variant, feats, ref_feats)
+        check_cosine(variant, probs, ref_probs)
         return {
             "model": variant,
             "weights_file": weights.name,
@@ -193,7 +193,7 @@ def export_efficientnet_lite(dest_dir: Path, variant: str, weights: Path) -> Pat
             "input": "RGB, (x - 0.5) / 0.5",
         }
 
-    return _atomic_export(dest_dir, build)
+    return atomic_export(dest_dir, build) / "model.onnx"
 
 
 def _import_torch() -> Any:
@@ -249,7 +249,7 @@ def _effnet_module(net: Any) -> Any:
     return ProbsAndFeatures(net)
 
 
-def _export(
+def export_module(
     module: Any,
     args: tuple[Any, ...],
     path: Path,
@@ -257,9 +257,11 @@ def _export(
     input_names: list[str],
     output_names: list[str],
     dynamic_shapes: tuple[Any, ...],
-    dynamic_axes: dict[str, dict[int, str]],
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
+    external_data: bool = False,
 ) -> None:
-    """Export with the dynamo exporter; fall back to the TorchScript one if it fails."""
+    """Export with the dynamo exporter; with ``dynamic_axes``, fall back to the TorchScript
+    one if it fails. ``external_data`` keeps weights beside the graph (no 2 GB limit)."""
     import torch
 
     # The exporter prints progress lines, warns about axis names and logs that torchvision
@@ -271,11 +273,13 @@ def _export(
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(
-                module, args, str(path), dynamo=True, external_data=False, verbose=False,
-                input_names=input_names, output_names=output_names,
+                module, args, str(path), dynamo=True, external_data=external_data,
+                verbose=False, input_names=input_names, output_names=output_names,
                 dynamic_shapes=dynamic_shapes, optimize=True,
             )  # fmt: skip
         except Exception as exc:  # the dynamo exporter fails in many version-specific ways
+            if dynamic_axes is None:
+                raise
             log.warning("dynamo ONNX export failed (%s); using the legacy exporter", exc)
             torch.onnx.export(
                 module, args, str(path), dynamo=False, opset_version=17,
@@ -290,19 +294,26 @@ def _run_onnx(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     return [np.asarray(o) for o in session.run(None, feeds)]
 
 
-def _check_cosine(what: str, got: np.ndarray, want: np.ndarray) -> None:
+def check_cosine(
+    what: str, got: np.ndarray, want: np.ndarray, *,
+    hint: str = "report this with your torch and onnxruntime versions",
+) -> float:  # fmt: skip
+    """The lowest cosine between an export's outputs and torch's, row by row; below
+    ``MIN_COSINE`` the export is refused (``ModelUnavailableError``)."""
     got = got.reshape(len(got), -1).astype(np.float64)
     want = want.reshape(len(want), -1).astype(np.float64)
     cos = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
     if float(cos.min()) < MIN_COSINE:
         raise ModelUnavailableError(
-            f"the ONNX export of {what} does not match torch (cosine {cos.min():.6f})",
-            hint="report this with your torch and onnxruntime versions",
+            f"the ONNX export of {what} does not match torch (cosine {cos.min():.6f})", hint=hint
         )
     log.info("%s ONNX export verified: min cosine %.7f", what, cos.min())
+    return float(cos.min())
 
 
-def _atomic_export(dest_dir: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
+def atomic_export(dest_dir: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
+    """Run ``build(staging)``, write the ``meta.json`` it returns, and publish the folder
+    whole; any exporter failure becomes one line (``ModelUnavailableError``)."""
     # Another process that finished the same export first keeps its copy.
     with staged_dir(dest_dir, keep=is_exported) as staging:
         try:
@@ -314,4 +325,4 @@ def _atomic_export(dest_dir: Path, build: Callable[[Path], dict[str, Any]]) -> P
                 f"could not export {dest_dir.name} to ONNX: {exc}", hint=_EXPORT_HINT
             ) from exc
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return dest_dir / "model.onnx"
+    return dest_dir
