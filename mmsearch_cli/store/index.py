@@ -129,7 +129,22 @@ def _write_error(index_dir: Path, exc: sqlite3.Error) -> MmsError:
     return _corrupt(index_dir, exc)
 
 
-class IndexReader:
+class _Connected:
+    """What the reader and the writer share: a database connection and its meta table."""
+
+    con: sqlite3.Connection
+    meta: dict[str, Any]
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.con.close()
+
+    @property
+    def generation(self) -> int:
+        return int(self.meta.get("generation", 0))
+
+
+class IndexReader(_Connected):
     """A read-only snapshot: one database read transaction, vector files mapped lazily."""
 
     def __init__(self, index_dir: Path, con: sqlite3.Connection) -> None:
@@ -158,14 +173,6 @@ class IndexReader:
             return cls(index_dir, db.connect(path, write=False))
         except sqlite3.DatabaseError as exc:
             raise _corrupt(index_dir, exc) from None
-
-    def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.con.close()
-
-    @property
-    def generation(self) -> int:
-        return int(self.meta.get("generation", 0))
 
     @property
     def profile(self) -> str:
@@ -240,7 +247,7 @@ class _Pending:
         return cls({}, set(), [], {}, set(), {}, {})
 
 
-class IndexWriter:
+class IndexWriter(_Connected):
     """The one writer: its changes are journaled per batch and published by ``commit``."""
 
     def __init__(self, index_dir: Path, con: sqlite3.Connection, new: bool) -> None:
@@ -298,14 +305,6 @@ class IndexWriter:
         writer = cls(index_dir, con, new)
         writer._cut_uncommitted()
         return writer
-
-    def close(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self.con.close()
-
-    @property
-    def generation(self) -> int:
-        return int(self.meta.get("generation", 0))
 
     def _cut_uncommitted(self) -> None:
         for info in self.spaces.values():
