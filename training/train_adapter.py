@@ -49,7 +49,7 @@ from mmsearch_cli.embedders.base import l2_normalise
 
 OUT = REPO / "mmsearch_cli/data/adapter_minilm.npz"
 # A fixed sample of held-out public-domain/CC0 pictures (their adapter inputs, not the
-# pictures) with the numbers the shipped weights score on it; tests/test_adapter.py
+# pictures) with the numbers the shipped weights score on it; tests/e2e/test_adapter.py
 # recomputes them.
 SUBSET = REPO / "tests/data/adapter_heldout.npz"
 SUBSET_SIZE = 200
