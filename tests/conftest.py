@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ SAMPLE = ROOT / "sample_data"
 CORPUS = ROOT.parent / "shared" / "corpus"
 
 os.environ.setdefault("MMS_MODEL_DIR", str(ROOT / ".cache" / "models"))
+# Where the packaged models are (tests/e2e and tests/hardening read them; tests/unit must not).
+MODEL_DIR = Path(os.environ["MMS_MODEL_DIR"]).expanduser()
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.pop("MMS_INDEX", None)
 os.environ.pop("MMS_CONFIG", None)
@@ -81,3 +84,18 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pat
     res = invoke("index", SAMPLE, "--index", index_dir, "--json", "-q")
     assert res.code in (0, 6), res.err  # 6: partial (sample_data/broken fails by design)
     yield SAMPLE, index_dir
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
+    """Record (and refuse) every attempt to resolve a host or open a connection."""
+    attempts: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
+        raise RuntimeError("network access attempted")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    yield attempts

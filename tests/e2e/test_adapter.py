@@ -1,6 +1,6 @@
-"""The shipped image adapter: loads without torch, has its recorded shapes, reproduces its
+"""The shipped image adapter with the real models: loads without torch, reproduces its
 recorded held-out numbers on a fixed subset, and leaves photos to ConSE while drawings get
-the adapter."""
+the adapter (its weights' shapes and views: tests/unit/embedders/test_adapter_weights.py)."""
 
 from __future__ import annotations
 
@@ -12,22 +12,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from mmsearch_cli.config import load_settings
 from mmsearch_cli.decoders.flatness import flat_fraction
 from mmsearch_cli.decoders.image import load_image
 from mmsearch_cli.embedders import registry
 from mmsearch_cli.embedders.adapter import VIEWS_FROM_TRUST, AdapterImageEmbedder, load_weights
-from mmsearch_cli.embedders.classifier import pad_square, preprocess
 from mmsearch_cli.embedders.conse import ConseImageEmbedder
 from mmsearch_cli.embedders.minilm import shared_minilm
 from mmsearch_cli.items import MediaItem
 from mmsearch_cli.search.explain import surrogate, why_line
-from tests.conftest import CORPUS, ROOT, SAMPLE
+from tests.conftest import CORPUS, MODEL_DIR, ROOT, SAMPLE
+from tests.support.pictures import drawing
 
-MODEL_DIR = ROOT / ".cache" / "models"
-WEIGHTS = ROOT / "mmsearch_cli" / "data" / "adapter_minilm.npz"
 # 200 held-out public-domain/CC0 pictures of the training source (their adapter inputs,
 # written by training/train_adapter.py with the scores the shipped weights got on them).
 HELD_OUT = ROOT / "tests" / "data" / "adapter_heldout.npz"
@@ -59,22 +57,6 @@ def recall_mrr(queries: np.ndarray, vectors: np.ndarray, targets: list[set[int]]
              zip(order, targets, strict=True)]  # fmt: skip
     hits = [r for r in ranks if r is not None]
     return len(hits) / len(ranks), sum(1 / (r + 1) for r in hits) / len(ranks)
-
-
-def test_shipped_weights_have_recorded_shapes() -> None:
-    weights = load_weights()
-    shapes = weights.meta["shapes"]
-    assert {k: list(v.shape) for k, v in weights.arrays.items()} == shapes
-    members, hidden = weights.meta["members"], weights.meta["hidden"]
-    in_dim = 1280 + (384 if weights.conse_input else 0)
-    assert shapes["mean"] == [1280] and shapes["scale"] == [1280]
-    assert shapes["w1"] == [members, in_dim, hidden] and shapes["w2"] == [members, hidden, 384]
-    assert shapes["domain_basis"] == [weights.meta["domain"]["k"], 1280]
-    assert 0.0 <= weights.blend <= 10.0
-    assert WEIGHTS.stat().st_size < 10_000_000
-    out = weights.forward(np.zeros((2, 1280), np.float32), np.zeros((2, 384), np.float32))
-    assert out.shape == (2, 384) and out.dtype == np.float32
-    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
 
 
 def test_loading_and_embedding_import_no_torch() -> None:
@@ -160,16 +142,6 @@ def test_photos_keep_conse_ranking(ranked: dict[str, tuple[int, int]]) -> None:
     assert ranked["adapter"][0] < ranked["conse"][0] <= ranked["shipped"][0] + TOLERANCE
 
 
-def drawing() -> Image.Image:
-    """A flat-colour clip-art picture: a red apple with a green leaf and a brown stem."""
-    img = Image.new("RGB", (256, 256), "white")
-    pen = ImageDraw.Draw(img)
-    pen.ellipse((48, 64, 208, 224), fill=(220, 30, 40), outline=(90, 0, 0), width=4)
-    pen.rectangle((124, 30, 132, 72), fill=(110, 70, 30))
-    pen.ellipse((134, 36, 190, 62), fill=(60, 170, 60), outline=(20, 80, 20), width=3)
-    return img
-
-
 def test_drawings_get_the_adapter_and_photos_keep_conse() -> None:
     embedder = registry.create("adapter-minilm", load_settings())
     assert isinstance(embedder, AdapterImageEmbedder)
@@ -213,29 +185,6 @@ def test_flat_colour_cue_hands_noisy_cut_out_photos_back_to_conse() -> None:
     assert with_pixels[0] > 0.9 and abs(with_pixels[0] - by_features[0]) < 0.01
     embedder = AdapterImageEmbedder(model_dir=MODEL_DIR)
     assert embedder.embed([item(scissors)])[0].why["adapter"] < 0.05
-
-
-def red_mask(x: np.ndarray) -> np.ndarray:
-    """Pixels of the drawn apple's red in a preprocessed (3, h, w) array in [-1, 1]."""
-    return np.asarray((x[0] > 0.5) & (x[1] < 0))
-
-
-def test_views_letterbox_and_mirror() -> None:
-    square = drawing()
-    crop = preprocess(square, 224)
-    assert np.array_equal(preprocess(square, 224, view="pad"), crop)  # nothing to letterbox
-    assert np.array_equal(preprocess(square, 224, view="mirror"), crop[:, :, ::-1])
-    wide = Image.new("RGB", (512, 256), "white")
-    wide.paste(square, (256, 0))  # the apple sits in the right half
-    padded = pad_square(wide)
-    assert padded.size == (512, 512)
-    assert padded.getpixel((300, 10)) == (255, 255, 255)  # white band above
-    # The centre crop cuts the apple at its right edge; the letterboxed view shows all of it.
-    cropped, letterboxed = (red_mask(preprocess(wide, 224, view=v)) for v in ("crop", "pad"))
-    assert cropped[:, -1].any()
-    assert letterboxed.any() and not letterboxed[:, -20:].any() and not letterboxed[:50].any()
-    with pytest.raises(ValueError):
-        preprocess(square, 224, view="zoom")
 
 
 def test_extra_views_only_for_trusted_pictures(monkeypatch: pytest.MonkeyPatch) -> None:

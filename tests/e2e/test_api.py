@@ -1,9 +1,7 @@
-"""`import mmsearch_cli` is a usable Python API, without typer or rich."""
+"""`import mmsearch_cli` is a usable Python API: index and query from Python."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,9 +21,3 @@ def test_index_and_query_from_python(tmp_path: Path) -> None:
     assert hits[0].path.endswith("hammer1.webp")
     with pytest.raises(UsageError):
         mms.query(index_dir=tmp_path / "i")
-
-
-def test_the_library_does_not_import_the_cli_stack() -> None:
-    code = "import sys, mmsearch_cli; print(any(m in sys.modules for m in ('typer', 'rich')))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
-    assert out.strip() == "False"

@@ -139,11 +139,6 @@ def test_audio_window_finds_its_own_recording(audio_embedder: AudioEmbedder, ani
     assert windows[int(np.argmax(sims))][0] == animal
 
 
-def test_missing_yamnet_says_how_to_get_it(tmp_path: Path) -> None:
-    with pytest.raises(ModelUnavailableError, match="mms models fetch"):
-        AudioEmbedder(model_dir=tmp_path).embed([next(sound_items(ANIMALS[0]))])
-
-
 # --- Whisper ----------------------------------------------------------------------------
 
 
@@ -168,8 +163,3 @@ def test_transcript_contains_the_spoken_phrase(
 def test_animal_sounds_give_no_transcript(transcriber: Transcriber) -> None:
     said = {p.stem: transcriber.transcribe(load(p)) for p in ANIMALS}
     assert said == {p.stem: [] for p in ANIMALS}
-
-
-def test_base_model_without_fetch_says_how_to_get_it(tmp_path: Path) -> None:
-    with pytest.raises(ModelUnavailableError, match="mms models fetch"):
-        Transcriber(tmp_path, model="base").transcribe(load(SPEECH / "navigation.wav"))

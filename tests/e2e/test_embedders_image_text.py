@@ -1,6 +1,6 @@
 """The builtin text and image embedders on real sample_data pictures with the real models:
 MiniLM (ONNX) against sentence-transformers, the EfficientNet-Lite0 classifier, ConSE,
-the visual features, dominant colours and OCR."""
+the visual features and OCR."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from mmsearch_cli.decoders.colours import colour_phrase, dominant_colours
+from mmsearch_cli.decoders.colours import dominant_colours
 from mmsearch_cli.decoders.image import load_image
 from mmsearch_cli.embedders.classifier import ImageClassifier, class_names, top_classes
 from mmsearch_cli.embedders.conse import ConseImageEmbedder
@@ -141,28 +141,6 @@ def test_visual_features_find_the_same_species(
         "fishes/fish5.webp", "fishes/fish14.webp", "tools/hammer1.webp")])])  # fmt: skip
     assert vectors.shape == (3, 1280)
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
-
-
-@pytest.mark.parametrize(
-    ("rgb", "name"),
-    [
-        ((220, 20, 30), "red"),
-        ((30, 80, 200), "blue"),
-        ((250, 250, 250), "white"),
-        ((10, 10, 10), "black"),
-    ],
-)
-def test_dominant_colour_of_a_solid_image(rgb: tuple[int, int, int], name: str) -> None:
-    assert dominant_colours(Image.new("RGB", (200, 120), rgb))[0][0] == name
-
-
-def test_colours_rank_by_share() -> None:
-    img = Image.new("RGB", (100, 100), (250, 250, 250))
-    img.paste((220, 20, 30), (0, 0, 100, 70))  # 70 % red, 30 % white
-    colours = dominant_colours(img)
-    assert [name for name, _ in colours] == ["red", "white"]
-    assert colours[0][1] == pytest.approx(0.7, abs=0.05)
-    assert colour_phrase(colours) == "red and white"
 
 
 def test_ocr_reads_a_rendered_word_and_skips_photos_without_text() -> None:

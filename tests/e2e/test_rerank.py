@@ -1,4 +1,5 @@
-"""The packaged cross-encoder on real text, the score blend, and offline failures."""
+"""The packaged cross-encoder on real text, its score blend, and the rerank stage on rows
+(without a model: tests/unit/rerank/)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,7 @@ import pytest
 
 from mmsearch_cli.errors import ModelUnavailableError
 from mmsearch_cli.models.wheels import fetch
-from mmsearch_cli.rerank.crossencoder import (
-    DEFAULT_ASSET,
-    OnnxCrossEncoder,
-    SentenceTransformersCrossEncoder,
-    get_reranker,
-)
+from mmsearch_cli.rerank.crossencoder import DEFAULT_ASSET, OnnxCrossEncoder
 from mmsearch_cli.rerank.stage import blend_scores
 from tests.conftest import SAMPLE
 
@@ -71,13 +67,6 @@ def test_score_does_not_depend_on_the_other_passages(reranker: OnnxCrossEncoder)
     assert together[1] == pytest.approx(float(alone[0]), abs=1e-5)
 
 
-def test_no_passages_needs_no_model(tmp_path: Path) -> None:
-    empty = OnnxCrossEncoder(tmp_path)  # nothing fetched here
-    assert empty.score(QUERY, []).shape == (0,)
-    with pytest.raises(ModelUnavailableError, match="mms models fetch"):
-        empty.score(QUERY, ["a passage"])
-
-
 def test_blend_endpoints_follow_each_stage(reranker: OnnxCrossEncoder) -> None:
     # The first stage got it backwards; the cross-encoder puts CRAFTED[0] first.
     passages = CRAFTED[::-1]
@@ -91,24 +80,6 @@ def test_blend_endpoints_follow_each_stage(reranker: OnnxCrossEncoder) -> None:
     assert order(blend_scores(first_stage, logits, 1.0)) == order(logits) == [3, 2, 1, 0]
     mid = blend_scores(first_stage, logits, 0.5)
     assert np.all((mid >= 0.0) & (mid <= 1.0))
-
-
-def test_get_reranker_dispatch(tmp_path: Path) -> None:
-    assert isinstance(get_reranker(None, tmp_path), OnnxCrossEncoder)
-    assert isinstance(get_reranker("default", tmp_path), OnnxCrossEncoder)
-    other = get_reranker(str(tmp_path), tmp_path)
-    assert isinstance(other, SentenceTransformersCrossEncoder)
-    assert other.name == str(tmp_path)
-
-
-def test_unknown_model_offline_is_a_clean_error(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for spec in ("no-such-org/no-such-cross-encoder", str(tmp_path / "missing")):
-        with pytest.raises(ModelUnavailableError) as info:
-            get_reranker(spec, tmp_path).score(QUERY, ["a passage"])
-        assert "\n" not in str(info.value) and info.value.hint
 
 
 def _row(rank: int, score: float, kind: str, text: str) -> dict[str, object]:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-MMS = Path(sys.executable).with_name("mms")  # the console script pip installed
+from tests.conftest import MMS
+
+SCRIPT = Path(sys.executable).with_name("mms")  # the console script pip installed
 
 USAGE_ERRORS = {
     "unknown option": (["query", "--typo", "x"], "No such option: --typo"),
@@ -26,7 +28,7 @@ USAGE_ERRORS = {
 
 def run_mms(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(MMS), *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        [str(SCRIPT), *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
     )
 
 
@@ -51,9 +53,6 @@ def test_mms_alone_prints_the_help_and_exits_0() -> None:
 
 
 def test_python_dash_m_runs_the_same_command() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "mmsearch_cli", "--version"], capture_output=True, text=True,
-        timeout=60,
-    )  # fmt: skip
+    proc = subprocess.run([*MMS, "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("mms ")
