@@ -3,15 +3,18 @@
 Usage: python benchmarks/quality.py [--corpus DIR] [--queries FILE] [--index DIR]
        [--no-rerank] [--sweep] [--rerank-sweep]
 
-Indexes the corpus (default ../shared/corpus) into a temporary index, unless --index
-names one already built from it, then prints `mms eval QUERIES --compare --per-query`:
+Copies the corpus (default ../shared/corpus) under opaque names into one flat folder
+(`eval_sets.opaque_copy`: its file and folder names are its labels, which the lexical space
+would read; --named keeps them), indexes it into a temporary index, unless --index names
+one already built from the copy, then prints `mms eval QUERIES --compare --per-query`:
 first stage and reranked, overall, per query modality, per target modality and per
 (query, target) pair. --sweep re-runs the first stage over its knobs (visual feedback
-weight, RRF k, the text space's weight for image queries); --rerank-sweep re-ranks the
-same first-stage results over the cross-encoder weights per family (each query-passage
-pair is scored once). Models come from MMS_MODEL_DIR. About 35 s to index the corpus,
-10 s per first-stage run and 90 s for a reranked run on one thread; the rerank sweep
-costs one reranked run plus seconds per setting.
+weight, the lexical space's weight, RRF k, the text space's weight for image
+queries); --rerank-sweep re-ranks the same first-stage results over the cross-encoder
+weights per family (each query-passage pair is scored once). Models come from
+MMS_MODEL_DIR. About 35 s to index the corpus, 10 s per first-stage run and 90 s for a
+reranked run on one thread; the rerank sweep costs one reranked run plus seconds per
+setting.
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ def first_stage_sweep(reader: IndexReader, queries: list[LabelledQuery], indexed
     for weight in (0.0, 0.1, 0.2, 0.3):
         outcomes = run_queries(reader, queries, conf, feedback=weight)
         print(line(f"feedback {weight}", outcomes, indexed))
+    print("\nFirst stage: the lexical space's fusion weight (search.fusion.LEXICAL_WEIGHT)")
+    for weight in (0.0, 0.25, 0.5, 0.75, 1.0):
+        outcomes = run_queries(reader, queries, conf, lexical=weight)
+        print(line(f"lexical {weight}", outcomes, indexed))
     text_space = reader.spaces.get("text")
     if text_space is None:
         return
@@ -131,10 +138,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-rerank", action="store_true", help="first stage only")
     ap.add_argument("--sweep", action="store_true", help="first-stage knob sweeps")
     ap.add_argument("--rerank-sweep", action="store_true", help="cross-encoder weight sweep")
+    ap.add_argument("--named", action="store_true", help="keep the corpus's label names")
+    ap.add_argument("--copy-dir", type=Path, default=ROOT / ".cache" / "datasets" / "corpus")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     corpus = args.corpus.resolve()
     queries = (args.queries or corpus / "queries.jsonl").resolve()
+    if not args.named:
+        from eval_sets import opaque_copy  # benchmarks/ is on sys.path when run as a script
+
+        queries = opaque_copy(corpus, queries, args.copy_dir).resolve()
+        corpus = args.copy_dir.resolve()
     with tempfile.TemporaryDirectory(prefix="mms-quality-") as tmp:
         index = args.index or Path(tmp) / "index"
         if args.index is None:

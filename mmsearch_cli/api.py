@@ -136,10 +136,11 @@ def doctor(
 def evaluate(
     queries: PathLike, *, index_dir: PathLike | None = None, settings: Settings | None = None,
     root: PathLike | None = None, k: int = 10, first_stage: bool = True, rerank: bool = False,
-    reranker: str | None = None, alpha: float | None = None,
+    reranker: str | None = None, alpha: float | None = None, space: str | None = None,
 ) -> Evaluation:  # fmt: skip
     """Recall, MRR, nDCG, mAP and latency on labelled queries (README, "Evaluation query
-    format"). ``Evaluation.check_bars`` turns a missed bar into exit 9."""
+    format"), of every space fused or of one ``space``. ``Evaluation.check_bars`` turns
+    a missed bar into exit 9."""
     from mmsearch_cli.evaluation.run import evaluate as run_evaluation
     from mmsearch_cli.evaluation.run import load_queries
     from mmsearch_cli.store.index import IndexReader
@@ -148,7 +149,7 @@ def evaluate(
     labelled = load_queries(Path(queries), Path(root) if root is not None else None)
     return run_evaluation(
         IndexReader.open(conf.index_dir), labelled, conf, k=k, first_stage=first_stage,
-        rerank=rerank, reranker=reranker, alpha=alpha,
+        rerank=rerank, reranker=reranker, alpha=alpha, space=space,
     )  # fmt: skip
 
 

@@ -60,6 +60,9 @@ def eval_cmd(
     per_query: Annotated[
         bool, typer.Option("--per-query", help="List each query's first relevant rank.")
     ] = False,
+    space: Annotated[
+        str | None, typer.Option(help="Evaluate one space alone (e.g. text, lexical).")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
     min_ndcg: Annotated[
         float | None, typer.Option(help="Exit 9 if overall nDCG@k falls below this.")
@@ -80,7 +83,7 @@ def eval_cmd(
         raise UsageError("--format for eval is table or json")
     result = api.evaluate(
         queries, settings=settings(index), root=root, k=k, first_stage=compare or not rerank,
-        rerank=compare or rerank, reranker=reranker, alpha=alpha,
+        rerank=compare or rerank, reranker=reranker, alpha=alpha, space=space,
     )  # fmt: skip
     _show(result, fmt, per_query)
     result.check_bars(min_ndcg=min_ndcg, min_mrr=min_mrr, min_recall=min_recall)

@@ -229,9 +229,11 @@ def evaluate(
     rerank: bool = False,
     reranker: str | None = None,
     alpha: float | None = None,
+    space: str | None = None,
 ) -> Evaluation:
-    """Run the first stage and/or the reranked system over ``queries``; the cross-encoder
-    reads text queries only, so media queries keep their first-stage order."""
+    """Run the first stage and/or the reranked system over ``queries`` (``space``: one
+    space alone, e.g. "lexical"); the cross-encoder reads text queries only, so media
+    queries keep their first-stage order."""
     from mmsearch_cli.rerank.stage import rerank_rows
 
     def second_stage(lq: LabelledQuery, rows: list[Row]) -> list[Row]:
@@ -242,10 +244,10 @@ def evaluate(
     indexed = reader.ok_paths()
     outcomes: dict[str, list[QueryOutcome]] = {}
     if first_stage:
-        outcomes["first-stage"] = run_queries(reader, queries, settings)
+        outcomes["first-stage"] = run_queries(reader, queries, settings, space=space)
     if rerank:
         label = "rerank" if alpha is None else f"rerank(a={alpha:g})"
-        outcomes[label] = run_queries(reader, queries, settings, second_stage)
+        outcomes[label] = run_queries(reader, queries, settings, second_stage, space=space)
     summaries = {name: summarise(out, indexed, k) for name, out in outcomes.items()}
     return Evaluation(k, queries, outcomes, summaries)
 

@@ -14,7 +14,6 @@ from mmsearch_cli.embedders.spaces import LiveSpace, bind_recorded, check_compat
 from mmsearch_cli.errors import MediaError, UsageError
 from mmsearch_cli.items import MediaItem
 from mmsearch_cli.search.fusion import (
-    LEXICAL_WEIGHT,
     Candidates,
     file_hits,
     segment_hits,
@@ -76,7 +75,7 @@ def search(reader: IndexReader, query: Query, settings: Settings, opts: SearchOp
             live = bind_recorded(info, settings)
             check_compatible(info, live)
             spaces[name] = live
-    lexical = modality == "text" and LEXICAL in names
+    lexical = modality == "text" and LEXICAL in names and (opts.lexical > 0 or opts.space)
     if not spaces and not lexical:
         raise UsageError(f"this index has no space that takes a {modality} query")
     vectors = query_vectors(query, spaces, settings)
@@ -99,7 +98,7 @@ def search(reader: IndexReader, query: Query, settings: Settings, opts: SearchOp
             for n, hits in per_space.items()
         }
     weights = {name: space.weight.get(modality, 1.0) for name, space in spaces.items()}
-    weights[LEXICAL] = LEXICAL_WEIGHT
+    weights[LEXICAL] = opts.lexical
     rank = segment_hits if opts.segments else file_hits
     # A file deleted since the last `mms index` is not offered: one stat per shown result.
     return rank(found, per_space, shown, weights, opts.k, opts.rrf_k, os.path.exists)

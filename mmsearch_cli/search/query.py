@@ -14,7 +14,7 @@ import numpy as np
 
 from mmsearch_cli.errors import UsageError
 from mmsearch_cli.items import modality_of
-from mmsearch_cli.search.fusion import FEEDBACK_WEIGHT, RRF_K
+from mmsearch_cli.search.fusion import FEEDBACK_WEIGHT, LEXICAL_WEIGHT, RRF_K
 from mmsearch_cli.store.db import FileFilter
 from mmsearch_cli.store.index import IndexReader
 
@@ -50,6 +50,7 @@ class SearchOptions:
     exclude_paths: frozenset[str] = frozenset()
     feedback: float = FEEDBACK_WEIGHT  # visual feedback for text queries (0: off)
     rrf_k: float = RRF_K
+    lexical: float = LEXICAL_WEIGHT  # the lexical space's fusion weight (0: not searched)
 
 
 def file_filter(opts: SearchOptions) -> FileFilter:

@@ -1,0 +1,258 @@
+"""How the index scales: indexing, commits, no-op runs, cold queries, info, ANN recall.
+
+    python benchmarks/scale.py [--sizes 10000,100000] [--synthetic 1000000] [--work DIR]
+
+For each size N it writes N real text documents (paragraphs of the Python standard
+library's own documentation, 1-3 per file), then measures with the real `mms` command:
+the first index (files/s), a re-index after changing 10 files, a no-op re-index, cold
+`mms query` p50/p95 and peak RSS (fresh processes), `mms info`, and the recall@10 of the
+hnswlib graph against exact search over the index's text vectors at the shipped settings,
+with the time of each. `--synthetic M` adds a row for an index of M segments written in
+the real format with random unit vectors (the read path only). A reference command
+(`python -c "import numpy"`) is timed in the same run: the machine is shared and noisy,
+so times are also given as multiples of it. Built trees and indexes are kept in --work
+(default .cache/scale) and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pydoc
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+MMS = [sys.executable, "-m", "mmsearch_cli"]
+# Installed packages whose documentation is read for text (importing them runs their code,
+# so only these, not everything on the path).
+DOCUMENTED = (
+    "numpy", "PIL.Image", "librosa", "sympy", "networkx", "jinja2", "requests", "urllib3",
+    "pygments", "packaging", "platformdirs", "mutagen", "tqdm", "rich",
+)  # fmt: skip
+SUBMODULES = (
+    "linalg", "fft", "random", "polynomial", "ma", "lib", "stats", "signal", "sparse",
+    "optimize", "interpolate", "ndimage", "spatial", "integrate",
+)  # fmt: skip
+QUERIES = ["how to open a file for reading", "parse a date string", "compress data with zlib",
+           "send an email over smtp", "random number generator seed", "sort a list in place",
+           "thread safe queue", "read a csv file"]  # fmt: skip
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS MiB, exit code) of a child process."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})  # fmt: skip
+    _, status, usage = os.wait4(proc.pid, 0)
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+
+
+def reference() -> float:
+    return statistics.median(timed([sys.executable, "-c", "import numpy"])[0] for _ in range(5))
+
+
+# -- a corpus of real text -----------------------------------------------------------
+
+
+def paragraphs(limit: int = 60_000, budget_s: float = 120.0) -> list[str]:
+    """Paragraphs of the documentation (docstrings) of the standard library and of a few
+    well-documented installed packages, deduplicated: real prose and reference text."""
+    seen: dict[str, None] = {}
+    names = sorted(n for n in sys.stdlib_module_names if not n.startswith("_"))
+    names += [*DOCUMENTED, *(f"{p}.{m}" for p in ("numpy", "scipy") for m in SUBMODULES)]
+    deadline = time.monotonic() + budget_s
+    for name in names:
+        if time.monotonic() > deadline:
+            break
+        if name in ("antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo"):
+            continue
+        try:
+            text = pydoc.render_doc(name, renderer=pydoc.plaintext)
+        except Exception:  # modules that need a display, a platform or a device
+            continue
+        for para in re.split(r"\n\s*\n", text):
+            words = " ".join(para.split())
+            if 80 <= len(words) <= 1500 and words not in seen:
+                seen[words] = None
+        if len(seen) >= limit:
+            break
+    return list(seen)
+
+
+def write_tree(root: Path, n: int, pool: list[str]) -> None:
+    """``n`` files of 1-3 paragraphs each (deterministic), 1,000 per folder."""
+    if (root / ".complete").exists() and int((root / ".complete").read_text()) == n:
+        return
+    for k in range(n):
+        folder = root / f"part{k // 1000:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        count = 1 + k % 3
+        text = "\n\n".join(pool[(k * 7 + j * 13) % len(pool)] for j in range(count))
+        (folder / f"doc{k:06d}.txt").write_text(f"Note {k}\n\n{text}\n")
+    (root / ".complete").write_text(str(n))
+
+
+# -- measures ------------------------------------------------------------------------
+
+
+def cold_queries(index: Path, runs: int = 7) -> tuple[float, float, float]:
+    """p50, p95 wall seconds and peak RSS MiB of fresh `mms query` processes."""
+    walls, rss = [], []
+    for i in range(runs):
+        wall, peak, code = timed([*MMS, "query", QUERIES[i % len(QUERIES)], "--index",
+                                  str(index), "--format", "jsonl"])  # fmt: skip
+        assert code in (0, 5), f"query exited {code}"
+        walls.append(wall)
+        rss.append(peak)
+    walls.sort()
+    return statistics.median(walls), walls[min(len(walls) - 1, int(0.95 * len(walls)))], max(rss)
+
+
+def recall(index: Path, n_queries: int = 200) -> tuple[float, float, float, int]:
+    """recall@10 of the graph against exact search on the text space, and the warm
+    per-query ms of each: (recall, graph ms, exact ms, vectors)."""
+    from mmsearch_cli.embedders.minilm import MiniLMEmbedder
+    from mmsearch_cli.store import db
+    from mmsearch_cli.store.index import IndexReader
+    from mmsearch_cli.store.vectors import build_graph, ef_for
+
+    reader = IndexReader.open(index)
+    space = reader.space("text")
+    texts = [s.text[:200] for s in db.iter_segments(reader.con)][:: max(1, len(space) // n_queries)]
+    texts = texts[:n_queries]
+    model = MiniLMEmbedder(model_dir=Path(os.environ["MMS_MODEL_DIR"]))
+    model.ensure_loaded()
+    queries = [model.embed_query_text(t + " explained") for t in texts]
+    graph = build_graph(space.flat, space.dead)
+    hits, graph_s, exact_s = 0, 0.0, 0.0
+    for q in queries:
+        t0 = time.perf_counter()
+        exact, _ = space.flat.search(q, 10, dead=space.dead)
+        t1 = time.perf_counter()
+        approx, _ = graph.search(q, 10)
+        t2 = time.perf_counter()
+        exact_s, graph_s = exact_s + t1 - t0, graph_s + t2 - t1
+        hits += len(set(exact.tolist()) & set(approx.tolist()))
+    n = len(queries)
+    assert ef_for(10, len(space)) >= 10
+    return hits / (10 * n), 1000 * graph_s / n, 1000 * exact_s / n, len(space)
+
+
+def measure_size(n: int, work: Path, pool: list[str], ref: float) -> dict[str, str]:
+    root, index = work / f"tree-{n}", work / f"index-{n}"
+    write_tree(root, n, pool)
+    row: dict[str, str] = {"size": f"{n:,} files"}
+    if not (index / "sidecar.json").exists():
+        wall, peak, code = timed([*MMS, "index", str(root), "--index", str(index), "-q"])
+        assert code == 0, f"index exited {code}"
+        row["index files/s"] = f"{n / wall:.0f} ({wall:.0f} s, {peak:.0f} MiB)"
+    else:
+        row["index files/s"] = "(reused)"
+    changed = sorted(root.glob("part000/doc*.txt"))[:10]
+    for path in changed:
+        with path.open("a") as fh:
+            fh.write(f"\nChanged at {time.time()}.\n")
+    wall, _, code = timed([*MMS, "index", str(root), "--index", str(index), "-q"])
+    assert code == 0
+    row["10 changed: commit s"] = f"{wall:.2f} ({wall / ref:.0f}x ref)"
+    noop = statistics.median(timed([*MMS, "index", str(root), "--index", str(index), "-q"])[0]
+                             for _ in range(3))  # fmt: skip
+    row["no-op re-index s"] = f"{noop:.2f} ({noop / ref:.0f}x)"
+    p50, p95, rss = cold_queries(index)
+    row["cold query p50 / p95 s"] = f"{p50:.2f} / {p95:.2f} ({p50 / ref:.0f}x)"
+    row["query peak RSS MiB"] = f"{rss:.0f}"
+    info = statistics.median(timed([*MMS, "info", "--index", str(index)])[0] for _ in range(3))
+    row["mms info s"] = f"{info:.2f}"
+    rec, graph_ms, exact_ms, vectors = recall(index)
+    row["recall@10 (graph vs exact)"] = f"{rec:.3f} ({vectors:,} vectors)"
+    row["warm query ms: graph / exact"] = f"{graph_ms:.2f} / {exact_ms:.1f}"
+    return row
+
+
+def synthetic(m: int, work: Path, ref: float) -> dict[str, str]:
+    """An index of ``m`` segments in the real format (random unit vectors): the read path."""
+    from mmsearch_cli.store.index import IndexWriter
+    from mmsearch_cli.store.journal import Batch
+    from mmsearch_cli.store.lock import index_lock
+    from mmsearch_cli.store.state import FileRecord, SegmentRecord, SpaceInfo
+
+    index = work / f"synthetic-{m}"
+    built = ""
+    if not (index / "sidecar.json").exists():
+        started = time.perf_counter()
+        rng = np.random.default_rng(0)
+        with index_lock(index):
+            writer = IndexWriter.open(index)
+            writer.add_space(SpaceInfo(name="text", dim=384, encoders={"text": "minilm"},
+                                       weight={"text": 1.0}))  # fmt: skip
+            per_file, done = 2, 0
+            while done < m:
+                batch = Batch()
+                ids = writer.new_ids(min(20_000, m - done))
+                for j in range(0, len(ids), per_file):
+                    path = f"/library/notes/{ids[j] // 1000:04d}/note {ids[j]}.txt"
+                    part = ids[j : j + per_file]
+                    batch.files.append(FileRecord(path, 1000, 1, "text", segments=part,
+                                                  indexed_at=time.time()))  # fmt: skip
+                    batch.segments += [SegmentRecord(i, path, "chunk", chunk=c,
+                                                     text=f"note {i} about topic {i % 997}",
+                                                     spaces=["text"])
+                                       for c, i in enumerate(part)]  # fmt: skip
+                vecs = rng.normal(size=(len(ids), 384)).astype(np.float32)
+                vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+                batch.vectors = {"text": (np.asarray(ids), vecs)}
+                writer.apply(batch)
+                done += len(ids)
+            writer.commit()
+            writer.close()
+        built = f", built in {time.perf_counter() - started:.0f} s"
+    p50, p95, rss = cold_queries(index)
+    info = statistics.median(timed([*MMS, "info", "--index", str(index)])[0] for _ in range(3))
+    return {
+        "size": f"{m:,} segments (synthetic{built})",
+        "cold query p50 / p95 s": f"{p50:.2f} / {p95:.2f} ({p50 / ref:.0f}x ref)",
+        "query peak RSS MiB": f"{rss:.0f}",
+        "mms info s": f"{info:.2f}",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="10000", help="comma-separated file counts")
+    ap.add_argument("--synthetic", type=int, default=0, help="segments of a synthetic index")
+    ap.add_argument("--work", type=Path, default=ROOT / ".cache" / "scale")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("MMS_MODEL_DIR", str(ROOT / ".cache" / "models"))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args.work.mkdir(parents=True, exist_ok=True)
+    ref = reference()
+    print(f"reference `python -c 'import numpy'`: {ref * 1000:.0f} ms", file=sys.stderr)
+    rows = []
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    if sizes:
+        pool = paragraphs()
+        print(f"{len(pool)} paragraphs of real text", file=sys.stderr)
+        for n in sizes:
+            rows.append(measure_size(n, args.work, pool, ref))
+            print(rows[-1], file=sys.stderr)
+    if args.synthetic:
+        rows.append(synthetic(args.synthetic, args.work, ref))
+    cols = list(dict.fromkeys(k for row in rows for k in row))
+    print(f"\nreference (python -c 'import numpy'): {ref * 1000:.0f} ms\n")
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for row in rows:
+        print("| " + " | ".join(row.get(c, "") for c in cols) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
