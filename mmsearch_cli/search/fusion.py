@@ -40,7 +40,11 @@ if TYPE_CHECKING:
 
 RRF_K = 60.0
 FEEDBACK_WEIGHT = 0.2
-# The lexical space's RRF weight beside the dense spaces (text queries; see the module doc).
+# The lexical space's RRF weight beside the dense spaces, for text queries. Measured with
+# `benchmarks/quality.py --sweep` on opaque names (README, "Ranking"): 0.25-0.5 best
+# overall; more lowered text->text on the shared corpus (0.976 -> 0.953 at 1.0); a weight
+# per target family (1.0 for recordings, whose transcripts are their words) raised
+# text->audio but lowered the mixed ranking (corpus nDCG@10 0.735 -> 0.719).
 LEXICAL_WEIGHT = 0.5
 
 # Image embedders whose text-query scores gain visual feedback (see ``fusion``): ConSE
