@@ -24,7 +24,7 @@ import numpy as np
 
 from mmsearch_cli.decoders.flatness import flat_fraction
 from mmsearch_cli.embedders.base import Embedder, l2_normalise
-from mmsearch_cli.embedders.conse import ConseImageEmbedder, conse_vectors
+from mmsearch_cli.embedders.conse import ConseImageEmbedder
 from mmsearch_cli.embedders.minilm import cached_embeddings
 from mmsearch_cli.errors import ModelUnavailableError
 from mmsearch_cli.items import Embedded, InputModality, MediaItem
@@ -246,7 +246,7 @@ class AdapterImageEmbedder(Embedder):
         else:
             trust = np.ones(len(feats), np.float32)
         conse = np.stack([e.vector for e in conse_out])
-        adapter = self.weights.forward(feats, self._plain(probs))
+        adapter = self.weights.forward(feats, self.network_input(probs))
         extra = self.weights.views[1:]
         todo = np.flatnonzero(trust >= VIEWS_FROM_TRUST)
         if extra and len(todo):
@@ -254,7 +254,7 @@ class AdapterImageEmbedder(Embedder):
             total = adapter[todo]  # the crop's reading, already made; as in forward_views
             for view in extra:
                 p, f = self.classifier.classify_images(images, view=view)
-                total = total + self.weights.forward(f, self._plain(p))
+                total = total + self.weights.forward(f, self.network_input(p))
             adapter[todo] = l2_normalise(total)
         vectors = self.weights.combine(adapter, conse, trust, self.blend)
         out = []
@@ -265,12 +265,11 @@ class AdapterImageEmbedder(Embedder):
             out.append(Embedded(vector=v, why=why))
         return out
 
-    def _plain(self, probs: np.ndarray) -> np.ndarray | None:
+    def network_input(self, probs: np.ndarray) -> np.ndarray | None:
         """The class-only ConSE vectors the network takes as input, if it takes them."""
         if not self.weights.conse_input:
             return None
-        assert self.conse._classes is not None
-        return conse_vectors(probs, self.conse._classes, self.conse.top_k, self.conse.temperature)
+        return self.conse.class_vectors(probs)
 
     def embed_query_text(self, text: str) -> np.ndarray:
         """Text queries share MiniLM's space, so MiniLM embeds them."""

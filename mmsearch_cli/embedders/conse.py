@@ -133,7 +133,7 @@ class ConseImageEmbedder(Embedder):
         if not analyses:
             return []
         probs = np.stack([p for p, _ in analyses])
-        base = conse_vectors(probs, self._classes, self.top_k, self.temperature)
+        base = self.class_vectors(probs)
         names = [entry["name"] for entry in class_info()]
         out = []
         for item, p, vector in zip(items, probs, base, strict=True):
@@ -148,6 +148,12 @@ class ConseImageEmbedder(Embedder):
             why = {"labels": labels, "colours": colours, "ocr": words}
             out.append(Embedded(vector=blended, why=why))
         return out
+
+    def class_vectors(self, probs: np.ndarray) -> np.ndarray:
+        """ConSE from class probabilities alone (no colours, no OCR words)."""
+        self.ensure_loaded()
+        assert self._classes is not None
+        return conse_vectors(probs, self._classes, self.top_k, self.temperature)
 
     def embed_query_text(self, text: str) -> np.ndarray:
         """Text queries share MiniLM's space, so MiniLM embeds them."""

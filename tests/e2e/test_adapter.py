@@ -219,7 +219,7 @@ def test_extra_views_only_for_trusted_pictures(monkeypatch: pytest.MonkeyPatch) 
     readings = []
     for view in weights.views:
         probs, feats = real(pictures, view=view)
-        readings.append((feats, embedder._plain(probs)))
+        readings.append((feats, embedder.network_input(probs)))
     trust = weights.in_domain(readings[0][0], [flat_fraction(p) for p in pictures])
     conse = np.stack([e.vector for e in embedder.conse.embed([item(p) for p in pictures])])
     vectors = weights.combine(weights.gated_reading(readings, trust), conse, trust)
