@@ -147,7 +147,8 @@ def check_index(index: Path) -> list[str]:
     from mmsearch_cli.errors import MmsError
     from mmsearch_cli.store import db
     from mmsearch_cli.store.doctor import inconsistent_files
-    from mmsearch_cli.store.index import IndexReader, sidecar_path
+    from mmsearch_cli.store.index import IndexReader
+    from mmsearch_cli.store.manifest import sidecar_path
 
     if not sidecar_path(index).exists():
         code, _ = cli("info", "--index", index, "--json")
@@ -181,8 +182,9 @@ def persisted_since(index: Path, started: float) -> int:
     """Files written by a run that started at ``started``: committed, or journaled for
     the generation the next run will open (what it replays)."""
     from mmsearch_cli.store import db
-    from mmsearch_cli.store.index import IndexReader, sidecar_path
+    from mmsearch_cli.store.index import IndexReader
     from mmsearch_cli.store.journal import Journal
+    from mmsearch_cli.store.manifest import sidecar_path
 
     gen, paths = 0, set()
     if sidecar_path(index).exists():

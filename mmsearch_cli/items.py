@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+if TYPE_CHECKING:  # numpy costs ~0.1 s to import: commands that never embed skip it
+    import numpy as np
 
 # What a file is. Video files decode into image and audio items.
 FileModality = Literal["text", "image", "audio", "video"]

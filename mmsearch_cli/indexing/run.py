@@ -26,8 +26,9 @@ from mmsearch_cli.errors import MismatchError
 from mmsearch_cli.indexing.diff import diff_files
 from mmsearch_cli.indexing.embed import ProgressFn, embed_all
 from mmsearch_cli.indexing.scan import scan, under_roots
-from mmsearch_cli.store.index import IndexWriter, database_path, read_manifest, sidecar_path
+from mmsearch_cli.store.index import IndexWriter
 from mmsearch_cli.store.lock import index_lock
+from mmsearch_cli.store.manifest import database_path, read_manifest, sidecar_path
 
 
 @dataclass

@@ -31,15 +31,10 @@ import numpy as np
 
 from mmsearch_cli.errors import IndexCorruptError, IndexMissingError, MmsError
 from mmsearch_cli.store import db, flat
-from mmsearch_cli.store.index import (
-    IndexWriter,
-    database_path,
-    read_manifest,
-    sidecar_path,
-    stale_tmp_files,
-)
+from mmsearch_cli.store.index import IndexWriter, stale_tmp_files
 from mmsearch_cli.store.journal import Journal
 from mmsearch_cli.store.lock import index_lock, lock_holder
+from mmsearch_cli.store.manifest import database_path, read_manifest, sidecar_path
 from mmsearch_cli.store.state import SCHEMA_VERSION, SpaceInfo
 from mmsearch_cli.store.vectors import VectorIndex
 

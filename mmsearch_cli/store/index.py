@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import sqlite3
 import time
@@ -34,27 +33,26 @@ from typing import Any
 
 import numpy as np
 
-from mmsearch_cli.errors import IndexCorruptError, IndexMissingError, MmsError
+from mmsearch_cli.errors import IndexCorruptError, MmsError
 from mmsearch_cli.store import db, flat
-from mmsearch_cli.store.atomic import atomic_write_bytes, write_failed
+from mmsearch_cli.store.atomic import write_failed
 from mmsearch_cli.store.db import FileFilter
 from mmsearch_cli.store.journal import Batch, Journal
 from mmsearch_cli.store.lexical import body_of, match_expression
+from mmsearch_cli.store.manifest import (
+    corrupt,
+    database_path,
+    open_database,
+    read_manifest,
+    sidecar_path,
+    write_manifest,
+)
 from mmsearch_cli.store.state import SCHEMA_VERSION, FileRecord, SegmentRecord, SpaceInfo
 from mmsearch_cli.store.vectors import SpaceVectors, VectorIndex, build_graph, wants_graph
 
-SIDECAR = "sidecar.json"
 LEXICAL = "lexical"  # the name of the FTS5 space in fusion, --space and --explain
 COMPACT_AT = 0.3  # rewrite a space's vectors when this share of its rows is deleted
 COMPACT_MIN_ROWS = 1024  # below this, deleted rows cost nothing worth a rewrite
-
-
-def sidecar_path(index_dir: Path) -> Path:
-    return index_dir / SIDECAR
-
-
-def database_path(index_dir: Path) -> Path:
-    return index_dir / db.DATABASE
 
 
 def stale_tmp_files(index_dir: Path) -> list[Path]:
@@ -66,67 +64,13 @@ def stale_tmp_files(index_dir: Path) -> list[Path]:
     return sorted(found)
 
 
-def read_manifest(index_dir: Path) -> dict[str, Any]:
-    """The manifest, checked for a schema this mms reads (schema 1 is converted by the next
-    ``mms index``)."""
-    path = sidecar_path(index_dir)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise IndexMissingError(
-            f"no index at {index_dir}", hint="run `mms index DIR` first, or pass --index"
-        ) from None
-    except OSError as exc:
-        raise IndexMissingError(f"cannot read index {index_dir}: {exc.strerror}") from None
-    try:
-        data = json.loads(raw)
-        schema = int(data["schema"])
-    except (ValueError, KeyError, TypeError):
-        raise IndexCorruptError(
-            f"index manifest {path} is damaged", hint="run `mms doctor --repair`"
-        ) from None
-    if schema > SCHEMA_VERSION:
-        raise IndexCorruptError(
-            f"index {index_dir} was written by a newer mms (schema {schema})",
-            hint=f"this mms reads schema {SCHEMA_VERSION}; upgrade mms",
-        )
-    if not isinstance(data, dict):
-        raise IndexCorruptError(f"index manifest {path} is damaged", hint="run `mms doctor`")
-    return data
-
-
-def manifest_of(meta: dict[str, Any], spaces: dict[str, SpaceInfo]) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA_VERSION,
-        "generation": meta.get("generation", 0),
-        "profile": meta.get("profile", "builtin"),
-        "created": meta.get("created", 0.0),
-        "updated": meta.get("updated", 0.0),
-        "roots": meta.get("roots", []),
-        "next_id": meta.get("next_id", 0),
-        "database": db.DATABASE,
-        "spaces": {name: asdict(info) for name, info in spaces.items()},
-    }
-
-
-def write_manifest(index_dir: Path, meta: dict[str, Any], spaces: dict[str, SpaceInfo]) -> None:
-    data = json.dumps(manifest_of(meta, spaces), indent=1, ensure_ascii=True)
-    atomic_write_bytes(sidecar_path(index_dir), data.encode() + b"\n")
-
-
-def _corrupt(index_dir: Path, exc: BaseException) -> IndexCorruptError:
-    return IndexCorruptError(
-        f"index database in {index_dir} cannot be read ({exc})", hint="run `mms doctor`"
-    )
-
-
 def _write_error(index_dir: Path, exc: sqlite3.Error) -> MmsError:
     """A database write that failed: the disk (full, a size limit, read-only) is an
     ``IndexWriteError`` (the last commit is intact); anything else is damage."""
     text = str(exc).lower()
     if any(w in text for w in ("disk i/o", "full", "readonly", "unable to open")):
         return write_failed(database_path(index_dir), OSError(errno.EIO, str(exc)))
-    return _corrupt(index_dir, exc)
+    return corrupt(index_dir, exc)
 
 
 class _Connected:
@@ -155,24 +99,12 @@ class IndexReader(_Connected):
             self.meta = db.read_meta(con)  # the first read pins the snapshot
             self.spaces = db.read_spaces(con)
         except sqlite3.DatabaseError as exc:
-            raise _corrupt(index_dir, exc) from None
+            raise corrupt(index_dir, exc) from None
         self._vectors: dict[str, SpaceVectors] = {}
 
     @classmethod
     def open(cls, index_dir: Path) -> IndexReader:
-        manifest = read_manifest(index_dir)
-        if int(manifest["schema"]) < SCHEMA_VERSION:
-            raise IndexCorruptError(
-                f"index {index_dir} is in the format of an older mms (schema {manifest['schema']})",
-                hint="run `mms index` on its folders once to convert it",
-            )
-        path = database_path(index_dir)
-        if not path.is_file():
-            raise IndexCorruptError(f"index database {path} is missing", hint="run `mms doctor`")
-        try:
-            return cls(index_dir, db.connect(path, write=False))
-        except sqlite3.DatabaseError as exc:
-            raise _corrupt(index_dir, exc) from None
+        return cls(index_dir, open_database(index_dir))
 
     @property
     def profile(self) -> str:

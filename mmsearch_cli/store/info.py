@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from mmsearch_cli.store import db
-from mmsearch_cli.store.index import IndexReader
+from mmsearch_cli.store.manifest import corrupt, open_database
 from mmsearch_cli.store.state import SCHEMA_VERSION
 
 
@@ -23,38 +24,43 @@ def _disk_usage(path: Path) -> int:
 
 
 def index_info(index_dir: Path) -> dict[str, Any]:
-    """Counts come from SQL aggregates and the manifest: no row is loaded but failures."""
-    reader = IndexReader.open(index_dir)
+    """Counts come from SQL aggregates in one snapshot: no row is loaded but failures, and
+    no vector file is opened (nor numpy imported)."""
+    con = open_database(index_dir)
     try:
-        counts = db.counts(reader.con)
-        failed = db.failed_files(reader.con)
-        meta = reader.meta
-        return {
-            "index": str(index_dir),
-            "schema": SCHEMA_VERSION,
-            "generation": reader.generation,
-            "profile": reader.profile,
-            "created": meta.get("created", 0.0),
-            "updated": meta.get("updated", 0.0),
-            "roots": meta.get("roots", []),
-            "files": sum(counts["by_modality"].values()),
-            "files_by_modality": counts["by_modality"],
-            "segments": counts["segments"],
-            "failed": counts["failed"],
-            "failed_files": [{"path": path, "error": error} for path, error in failed],
-            "bytes_on_disk": _disk_usage(index_dir),
-            "spaces": [
-                {
-                    "name": s.name,
-                    "dim": s.dim,
-                    "metric": s.metric,
-                    "vectors": s.count,
-                    "encoders": s.encoders,
-                    "fingerprints": s.fingerprints,
-                    "options": s.options,
-                }
-                for s in reader.spaces.values()
-            ],
-        }
+        con.execute("BEGIN")
+        meta = db.read_meta(con)
+        spaces = db.read_spaces(con)
+        counts = db.counts(con)
+        failed = db.failed_files(con)
+    except sqlite3.DatabaseError as exc:
+        raise corrupt(index_dir, exc) from None
     finally:
-        reader.close()
+        con.close()
+    return {
+        "index": str(index_dir),
+        "schema": SCHEMA_VERSION,
+        "generation": int(meta.get("generation", 0)),
+        "profile": str(meta.get("profile", "builtin")),
+        "created": meta.get("created", 0.0),
+        "updated": meta.get("updated", 0.0),
+        "roots": meta.get("roots", []),
+        "files": sum(counts["by_modality"].values()),
+        "files_by_modality": counts["by_modality"],
+        "segments": counts["segments"],
+        "failed": counts["failed"],
+        "failed_files": [{"path": path, "error": error} for path, error in failed],
+        "bytes_on_disk": _disk_usage(index_dir),
+        "spaces": [
+            {
+                "name": s.name,
+                "dim": s.dim,
+                "metric": s.metric,
+                "vectors": s.count,
+                "encoders": s.encoders,
+                "fingerprints": s.fingerprints,
+                "options": s.options,
+            }
+            for s in spaces.values()
+        ],
+    }

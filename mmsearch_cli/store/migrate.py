@@ -28,7 +28,7 @@ PREVIOUS = "sidecar.prev.json"  # schema 1's copy of the previous commit
 
 
 def convert(index_dir: Path) -> None:
-    from mmsearch_cli.store.index import database_path, sidecar_path, write_manifest
+    from mmsearch_cli.store.manifest import database_path, sidecar_path, write_manifest
 
     side = sidecar_path(index_dir)
     try:

@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from mmsearch_cli.store import db
-from mmsearch_cli.store.index import IndexReader, database_path, sidecar_path
+from mmsearch_cli.store.index import IndexReader
+from mmsearch_cli.store.manifest import database_path, sidecar_path
 from tests.conftest import MMS, ROOT, SAMPLE, copy_tree, invoke, mms_process
 
 NOTES = ["text/hand_tools.md", "text/fluffy_pancakes.txt", "text/coral_reef_fish.md"]

@@ -16,15 +16,10 @@ import pytest
 from mmsearch_cli.errors import IndexCorruptError, IndexMissingError, LockBusyError
 from mmsearch_cli.store import flat
 from mmsearch_cli.store.db import FileFilter
-from mmsearch_cli.store.index import (
-    IndexReader,
-    IndexWriter,
-    database_path,
-    read_manifest,
-    sidecar_path,
-)
+from mmsearch_cli.store.index import IndexReader, IndexWriter
 from mmsearch_cli.store.journal import Batch
 from mmsearch_cli.store.lock import index_lock
+from mmsearch_cli.store.manifest import database_path, read_manifest, sidecar_path
 from mmsearch_cli.store.state import FileRecord, SegmentRecord, SpaceInfo
 from mmsearch_cli.store.vectors import VectorIndex
 
