@@ -48,7 +48,13 @@ from mmsearch_cli.store.manifest import (
     write_manifest,
 )
 from mmsearch_cli.store.state import SCHEMA_VERSION, FileRecord, SegmentRecord, SpaceInfo
-from mmsearch_cli.store.vectors import SpaceVectors, VectorIndex, build_graph, wants_graph
+from mmsearch_cli.store.vectors import (
+    SpaceVectors,
+    VectorIndex,
+    build_graph,
+    extend_graph,
+    wants_graph,
+)
 
 LEXICAL = "lexical"  # the name of the FTS5 space in fusion, --space and --explain
 COMPACT_AT = 0.3  # rewrite a space's vectors when this share of its rows is deleted
@@ -502,7 +508,12 @@ class IndexWriter(_Connected):
         assert info.vectors is not None
         dead = np.asarray(db.tombstones(self.con, info.name), dtype=np.int64)
         vectors = flat.FlatVectors.open(self.dir / info.vectors, info.dim, info.rows)
-        graph: VectorIndex = build_graph(vectors, dead)
+        if info.file and info.graph_rows:  # extend: only the rows the graph lacks are added
+            graph = VectorIndex.load_graph(self.dir / info.file, info.dim)
+            graph.delete(dead)
+            extend_graph(graph, vectors, dead, start=info.graph_rows)
+        else:
+            graph = build_graph(vectors, dead)
         rel = f"spaces/{_safe(info.name)}.{gen}.hnsw"
         graph.save(self.dir / rel)
         return SpaceInfo(**{**asdict(info), "file": rel, "graph_rows": info.rows})

@@ -192,12 +192,18 @@ def _check_header(path: Path, dim: int) -> None:
 def build_graph(vectors: FlatVectors, dead: np.ndarray) -> VectorIndex:
     """An hnswlib graph over every live row of ``vectors`` (in chunks: bounded memory)."""
     index = VectorIndex.empty(vectors.dim, capacity=max(len(vectors), 1))
-    for start in range(0, len(vectors), CHUNK_ROWS):
-        ids = np.asarray(vectors.ids[start : start + CHUNK_ROWS])
-        rows = np.asarray(vectors.vectors[start : start + CHUNK_ROWS])
+    extend_graph(index, vectors, dead, start=0)
+    return index
+
+
+def extend_graph(index: VectorIndex, vectors: FlatVectors, dead: np.ndarray, start: int) -> None:
+    """Add the live rows of ``vectors`` from row ``start`` on: a graph grows by what is new,
+    never rebuilt (a rebuild of 1M vectors takes minutes)."""
+    for first in range(start, len(vectors), CHUNK_ROWS):
+        ids = np.asarray(vectors.ids[first : first + CHUNK_ROWS])
+        rows = np.asarray(vectors.vectors[first : first + CHUNK_ROWS])
         live = ~np.isin(ids, dead)
         index.add(ids[live], rows[live])
-    return index
 
 
 class SpaceVectors:

@@ -241,3 +241,35 @@ def test_lock_is_exclusive_and_released_when_the_holder_dies(tmp_path: Path) -> 
     holder.join()
     with index_lock(tmp_path, wait=5):  # the kernel released the flock
         pass
+
+
+def test_large_spaces_get_a_graph_that_grows_with_the_rows_and_agrees_with_exact_search(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmsearch_cli.store import vectors
+
+    monkeypatch.setattr(vectors, "GRAPH_MIN_ROWS", 100)
+    rng = np.random.default_rng(8)
+    data = unit(rng, 400, 8)
+    writer = open_writer(tmp_path)
+    writer.write_batch(batch_for(writer, "/a.txt", data[:150]))
+    writer.commit()
+    first = IndexReader.open(tmp_path).spaces["s"]
+    assert first.file and first.graph_rows == 150
+    writer.write_batch(batch_for(writer, "/b.txt", data[150:170]))
+    writer.commit()  # 20 new rows: under a quarter of the graph, scanned exactly
+    assert IndexReader.open(tmp_path).spaces["s"].graph_rows == 150
+    writer.write_batch(batch_for(writer, "/c.txt", data[170:400]))
+    writer.drop_file("/b.txt")
+    writer.commit()  # 230 more: the graph is extended, and /b.txt's vectors are deleted in it
+    reader = IndexReader.open(tmp_path)
+    info = reader.spaces["s"]
+    assert info.graph_rows == 400 and info.file != first.file
+    space = reader.space("s")
+    for q in data[::37]:
+        exact = space.search(q, 5)
+        space.queries = vectors.WARM_QUERIES  # a long-lived reader: the graph answers
+        approx = space.search(q, 5)
+        space.queries = 0
+        assert approx[0].tolist() == exact[0].tolist()
+        assert not set(approx[0].tolist()) & set(range(150, 170))
