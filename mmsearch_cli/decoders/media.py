@@ -7,6 +7,7 @@ then trims silences inside the speech.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +17,19 @@ from mmsearch_cli.items import MediaItem
 WINDOW_S = 10.0  # one "sound" segment per 10 s: YAMNet tags and the audio embedding
 SPEECH_GATE = 0.5  # highest per-patch YAMNet Speech score that triggers transcription
 
-_transcribers: dict[tuple[Path, int], Any] = {}
-
 
 def _transcriber(settings: Settings) -> Any:
+    return _shared_transcriber(
+        settings.model_dir, settings.threads, settings.limits.max_file_seconds
+    )
+
+
+@functools.cache
+def _shared_transcriber(model_dir: Path, threads: int, max_seconds: float) -> Any:
+    """One Whisper model per process (its load costs seconds)."""
     from mmsearch_cli.models.whisper import Transcriber
 
-    key = (settings.model_dir, settings.threads)
-    if key not in _transcribers:
-        _transcribers[key] = Transcriber(
-            settings.model_dir, settings.threads, max_seconds=settings.limits.max_file_seconds
-        )
-    return _transcribers[key]
+    return Transcriber(model_dir, threads, max_seconds=max_seconds)
 
 
 def _sound_items(path: Path, settings: Settings, tags: dict[str, str]) -> list[MediaItem]:
