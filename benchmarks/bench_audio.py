@@ -1,5 +1,5 @@
 """Audio measurements behind the choices in decoders/audio.py, embedders/yamnet.py and
-transcribe.py, on the shared corpus (or sample_data):
+models/whisper.py, on the shared corpus (or sample_data):
 
     python benchmarks/bench_audio.py [decode|tags|a2a|asr|all] [--corpus DIR]
 

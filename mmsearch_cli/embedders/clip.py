@@ -25,7 +25,7 @@ from mmsearch_cli.embedders.base import Embedder, l2_normalise
 from mmsearch_cli.errors import ModelUnavailableError, UsageError, first_line
 from mmsearch_cli.items import Embedded, InputModality, MediaItem
 from mmsearch_cli.models import hub
-from mmsearch_cli.models.export import atomic_export, check_cosine, export_module
+from mmsearch_cli.models.export import atomic_export, export_module, min_cosine
 from mmsearch_cli.models.sessions import open_session
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 # Text-only towers distilled into another model's space: their space is that model's.
 ALIGNED_TO = {"sentence-transformers/clip-ViT-B-32-multilingual-v1": "clip-ViT-B-32"}
 ONNX_FORMAT = 1
+MIN_EXPORT_COSINE = 0.9999  # ONNX vs torch, for every check text
+_TORCH_FALLBACK = "queries will keep using torch"  # the hint on every export failure
 # Export check: case, punctuation, non-ASCII, a single token, and more than 77 tokens.
 _CHECK_TEXTS = [
     "a photo of a cat",
@@ -292,7 +294,33 @@ def export_text_tower_onnx(
     come along) plus L2 normalisation. Before ``meta.json`` is written, ONNX vectors for
     a few awkward texts, tokenised the way queries will be, must match torch's.
     """
+    import torch
 
+    st = _load_for_export(model_folder, trust_remote_code=trust_remote_code, threads=threads)
+    tokenizer = _query_tokenizer(st)
+    sample = st.preprocess(_CHECK_TEXTS[:2])
+    names = [k for k, v in sample.items() if isinstance(v, torch.Tensor)]
+
+    def build(staging: Path) -> dict[str, Any]:
+        _export_graph(st, names, sample, staging / "text.onnx")
+        tokenizer.save(str(staging / "tokenizer.json"))
+        reference = st.encode(_CHECK_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
+        tower = OnnxTextTower(staging, threads=threads, input_names=names)
+        cosine = min_cosine(np.stack([tower.encode(t) for t in _CHECK_TEXTS]), reference)
+        if cosine < MIN_EXPORT_COSINE:
+            raise ModelUnavailableError(
+                f"ONNX export of {model_folder} does not match torch (cosine {cosine:.6f})",
+                hint=_TORCH_FALLBACK,
+            )
+        return {"format": ONNX_FORMAT, "source": str(model_folder),
+                "dim": int(reference.shape[1]), "inputs": names, "min_cosine": cosine}  # fmt: skip
+
+    return atomic_export(dest, build, hint=_TORCH_FALLBACK)
+
+
+def _load_for_export(model_folder: Path, *, trust_remote_code: bool, threads: int) -> Any:
+    """The sentence-transformers model, once the exporter's own dependency is known to be
+    there (better than failing after a model load of seconds)."""
     import torch
 
     try:
@@ -314,22 +342,7 @@ def export_text_tower_onnx(
         ).eval()
     if not st.supports("text") or st.tokenizer is None:
         raise UsageError(f"model at {model_folder} has no text tower to export")
-    tokenizer = _query_tokenizer(st)
-    sample = st.preprocess(_CHECK_TEXTS[:2])
-    names = [k for k, v in sample.items() if isinstance(v, torch.Tensor)]
-
-    def build(staging: Path) -> dict[str, Any]:
-        _export_graph(st, names, sample, staging / "text.onnx")
-        tokenizer.save(str(staging / "tokenizer.json"))
-        reference = st.encode(_CHECK_TEXTS, normalize_embeddings=True, convert_to_numpy=True)
-        tower = OnnxTextTower(staging, threads=threads, input_names=names)
-        got = np.stack([tower.encode(text) for text in _CHECK_TEXTS])
-        cosine = check_cosine(f"{model_folder}'s text tower", got, reference,
-                              hint="queries will keep using torch")  # fmt: skip
-        return {"format": ONNX_FORMAT, "source": str(model_folder),
-                "dim": int(reference.shape[1]), "inputs": names, "min_cosine": cosine}  # fmt: skip
-
-    return atomic_export(dest, build)
+    return st
 
 
 def _export_graph(st: Any, names: list[str], sample: dict[str, Any], path: Path) -> None:
@@ -359,7 +372,7 @@ def _export_graph(st: Any, names: list[str], sample: dict[str, Any], path: Path)
     except Exception as exc:  # the exporter raises many types, with pages of detail
         raise ModelUnavailableError(
             f"could not export the text tower to ONNX: {first_line(exc)}",
-            hint="queries will keep using torch",
+            hint=_TORCH_FALLBACK,
         ) from exc
 
 
@@ -372,7 +385,7 @@ def _query_tokenizer(st: Any) -> Any:
     if getattr(hf_tok, "backend_tokenizer", None) is None:
         raise ModelUnavailableError(
             "the model has no fast (tokenizers) tokenizer to run queries without torch",
-            hint="queries will keep using torch",
+            hint=_TORCH_FALLBACK,
         )
     tok = Tokenizer.from_str(hf_tok.backend_tokenizer.to_str())
     tok.no_padding()

@@ -73,33 +73,41 @@ class _Walker:
 
     def visit(self, directory: str) -> None:
         """List one folder: files are considered, subfolders pushed to visit."""
-        entries = self._entries(directory)
-        for entry in entries:
+        for entry in self._entries(directory):
             if not self.include_hidden and entry.name.startswith("."):
                 continue
-            st = self._file_stat(os.path.join(directory, entry.name), entry)
+            path = os.path.join(directory, entry.name)
+            st = self._classify(path, entry)
             if st is not None and stat.S_ISREG(st.st_mode):
-                self.consider(os.path.join(directory, entry.name), st)
+                self.consider(path, st)
 
     def _entries(self, directory: str) -> list[os.DirEntry[str]]:
         """The folder's entries, or [] if it was seen, is skipped or cannot be read."""
-        try:
-            dst = os.stat(directory)
-        except OSError as exc:
-            self.result.problems[directory] = f"cannot access: {exc.strerror}"
+        if not self._first_visit(directory):
             return []
-        key = (dst.st_dev, dst.st_ino)
-        if key in self.seen or os.path.realpath(directory) in self.skip:
-            return []
-        self.seen.add(key)
         try:
             return list(os.scandir(directory))
         except OSError as exc:
             self.result.problems[directory] = f"cannot list directory: {exc.strerror}"
             return []
 
-    def _file_stat(self, path: str, entry: os.DirEntry[str]) -> os.stat_result | None:
-        """The stat of a file entry (one ``stat`` per file); folders go on the stack."""
+    def _first_visit(self, directory: str) -> bool:
+        """Mark the folder seen; False if it was seen (keyed by device and inode, as a
+        symlink loop reaches it under another path), is skipped or cannot be read."""
+        try:
+            dst = os.stat(directory)
+        except OSError as exc:
+            self.result.problems[directory] = f"cannot access: {exc.strerror}"
+            return False
+        key = (dst.st_dev, dst.st_ino)
+        if key in self.seen or os.path.realpath(directory) in self.skip:
+            return False
+        self.seen.add(key)
+        return True
+
+    def _classify(self, path: str, entry: os.DirEntry[str]) -> os.stat_result | None:
+        """A folder goes on the stack (None); anything else gets its one ``stat``, or None
+        with the reason noted when it cannot be read."""
         try:
             is_link = entry.is_symlink()
             if entry.is_dir(follow_symlinks=self.follow_symlinks):
@@ -107,7 +115,7 @@ class _Walker:
                     self.stack.append(path)
                 return None
             if is_link and not self.follow_symlinks and os.path.isdir(path):
-                return None
+                return None  # a folder symlink, not followed
             return entry.stat(follow_symlinks=True)
         except FileNotFoundError:
             if entry.is_symlink():

@@ -300,21 +300,29 @@ def check_cosine(
 ) -> float:  # fmt: skip
     """The lowest cosine between an export's outputs and torch's, row by row; below
     ``MIN_COSINE`` the export is refused (``ModelUnavailableError``)."""
+    cosine = min_cosine(got, want)
+    if cosine < MIN_COSINE:
+        raise ModelUnavailableError(
+            f"the ONNX export of {what} does not match torch (cosine {cosine:.6f})", hint=hint
+        )
+    log.info("%s ONNX export verified: min cosine %.7f", what, cosine)
+    return cosine
+
+
+def min_cosine(got: np.ndarray, want: np.ndarray) -> float:
+    """The lowest row-by-row cosine of two output batches (any shape after the batch axis)."""
     got = got.reshape(len(got), -1).astype(np.float64)
     want = want.reshape(len(want), -1).astype(np.float64)
     cos = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
-    if float(cos.min()) < MIN_COSINE:
-        raise ModelUnavailableError(
-            f"the ONNX export of {what} does not match torch (cosine {cos.min():.6f})", hint=hint
-        )
-    log.info("%s ONNX export verified: min cosine %.7f", what, cos.min())
     return float(cos.min())
 
 
-def atomic_export(dest_dir: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
+def atomic_export(
+    dest_dir: Path, build: Callable[[Path], dict[str, Any]], *, hint: str = _EXPORT_HINT
+) -> Path:
     """Run ``build(staging)``, write the ``meta.json`` it returns, and publish the folder
-    whole; any exporter failure becomes one line (``ModelUnavailableError``)."""
-    # Another process that finished the same export first keeps its copy.
+    whole; a failure that is not an ``MmsError`` becomes one line with ``hint``."""
+    # Another process that finished the same model.onnx export first keeps its copy.
     with staged_dir(dest_dir, keep=is_exported) as staging:
         try:
             meta = build(staging)
@@ -322,7 +330,7 @@ def atomic_export(dest_dir: Path, build: Callable[[Path], dict[str, Any]]) -> Pa
             raise
         except Exception as exc:  # torch/onnx fail in many ways; the user needs one line
             raise ModelUnavailableError(
-                f"could not export {dest_dir.name} to ONNX: {exc}", hint=_EXPORT_HINT
+                f"could not export {dest_dir.name} to ONNX: {exc}", hint=hint
             ) from exc
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return dest_dir

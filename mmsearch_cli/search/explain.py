@@ -15,7 +15,7 @@ from typing import Any
 
 TEXT_KINDS = ("chunk", "speech")  # segments whose own text is what was embedded
 MIN_LABEL = 0.05  # labels/tags below this probability are noise (the first always shows)
-SURROGATE_MIN = 0.1  # the cross-encoder reads fewer, surer labels (measured, reranking.py)
+SURROGATE_MIN = 0.1  # the cross-encoder reads fewer, surer labels (measured, rerank/stage.py)
 
 
 def _pairs(values: Any, n: int, floor: float = MIN_LABEL) -> str:
