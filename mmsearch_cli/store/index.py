@@ -119,10 +119,31 @@ class IndexReader(_Connected):
     def space(self, name: str) -> SpaceVectors:
         """A space's vectors at this snapshot (mapped on first use)."""
         if name not in self._vectors:
-            info = self.spaces[name]
-            dead = np.asarray(db.tombstones(self.con, name), dtype=np.int64)
-            self._vectors[name] = open_space(self.dir, info, dead)
+            try:
+                self._vectors[name] = self._open_space(name)
+            except IndexCorruptError:
+                # Files are kept one generation after they are replaced: a reader that
+                # slept through two commits moves to the current snapshot instead.
+                if not self._refresh():
+                    raise
+                self._vectors[name] = self._open_space(name)
         return self._vectors[name]
+
+    def _open_space(self, name: str) -> SpaceVectors:
+        dead = np.asarray(db.tombstones(self.con, name), dtype=np.int64)
+        return open_space(self.dir, self.spaces[name], dead)
+
+    def _refresh(self) -> bool:
+        """Move to the current snapshot; False if it is the one this reader has."""
+        con = open_database(self.dir)
+        con.execute("BEGIN")
+        meta = db.read_meta(con)
+        if int(meta.get("generation", 0)) == self.generation:
+            con.close()
+            return False
+        self.close()
+        self.con, self.meta, self.spaces, self._vectors = con, meta, db.read_spaces(con), {}
+        return True
 
     def segments(self, ids: Iterable[int]) -> dict[int, SegmentRecord]:
         return db.segments(self.con, ids)

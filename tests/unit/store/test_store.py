@@ -273,3 +273,23 @@ def test_large_spaces_get_a_graph_that_grows_with_the_rows_and_agrees_with_exact
         space.queries = 0
         assert approx[0].tolist() == exact[0].tolist()
         assert not set(approx[0].tolist()) & set(range(150, 170))
+
+
+def test_a_reader_that_slept_through_two_commits_moves_to_the_current_snapshot(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(9)
+    vecs = unit(rng, 2000, 8)
+    writer = open_writer(tmp_path)
+    for n in range(20):
+        writer.write_batch(batch_for(writer, f"/{n}.txt", vecs[n * 100 : (n + 1) * 100]))
+    writer.commit()
+    reader = IndexReader.open(tmp_path)  # generation 1, vectors in s.1.*
+    for n in range(10):
+        writer.drop_file(f"/{n}.txt")
+    writer.commit()  # compaction: s.3.* written, s.1.* kept one generation longer
+    writer.write_batch(batch_for(writer, "/new.txt", vecs[:1]))
+    writer.commit()  # s.1.* retired
+    assert not list((tmp_path / "spaces").glob("s.1.*"))
+    ids, _ = reader.space("s").search(vecs[1500], 1)
+    assert ids.tolist() == [1500] and reader.generation == 4
