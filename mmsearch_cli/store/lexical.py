@@ -46,7 +46,7 @@ def path_words(path: str) -> str:
 
 def name_words(path: str, depth: int = 3) -> str:
     """Path words of the file name and its last ``depth`` folders: the part of a path a
-    person names (``/home/ann`` would match every file)."""
+    person names (the folders above them would match every file)."""
     tail = path.split(os.sep)[-(depth + 1) :]
     return path_words(os.sep.join(tail))
 
