@@ -1,6 +1,7 @@
 """Crash loop: SIGKILL `mms index` at random moments, check the index after every kill.
 
 Usage: python benchmarks/crash_loop.py [--kills 50] [--seed 1] [--images 40] [--keep DIR]
+                                      [--server]
 
 A copy of sample_data (text notes, some images, one broken file) is indexed by real
 `mms index` processes that are killed at random moments: uniformly over a run, and one
@@ -19,6 +20,14 @@ has work. After each kill the harness checks, without touching the index:
 Some kills are chained (the resumed run is killed again); otherwise the next run must
 complete. At the end the index is compared with one built by an uninterrupted run on the
 same files: same files and status, same segments per file, vectors within 1e-6.
+
+With ``--server`` the process killed is ``mms serve --watch`` instead: each cycle starts a
+server (its catch-up batch must bring the index up to date), changes the corpus (events),
+and SIGKILLs the server at a random moment: one kill in four while a batch is in flight
+(journal batches or a temp manifest in the index). The same checks follow every kill;
+at the end a last server catches up and stops, and the index must equal an
+uninterrupted run's: what a killed batch had not committed is picked up by the next
+server, nothing is lost for good.
 
 The child is the real CLI entry point with one hook: its progress callback appends the
 number of finished files to a file (`mms index` shows progress only on a terminal).
@@ -133,6 +142,9 @@ def cli(*args: str | os.PathLike[str]) -> tuple[int, bytes]:
         code = run([os.fspath(a) for a in args])
         w_out.flush()
     return int(code), out.getvalue()
+
+
+MMS = [sys.executable, "-m", "mmsearch_cli"]
 
 
 def mms_cmd(*args: str | os.PathLike[str]) -> list[str]:
@@ -377,6 +389,78 @@ def crash_loop(
     return tally, diffs, worst
 
 
+def start_server(index: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``mms serve --watch`` on the index, once it answers and its catch-up batch is done."""
+    proc = subprocess.Popen(
+        [*MMS, "serve", "--watch", "--debounce", "0.3", "--index", str(index), "--log", str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    calm, deadline = 0, time.monotonic() + 600
+    while calm < 2 and time.monotonic() < deadline and proc.poll() is None:
+        code, out = cli("serve", "status", "--index", index, "--json")
+        watching = json.loads(out).get("watching") or {} if code == 0 else {}
+        ready = code == 0 and watching.get("batches", 0) >= 1
+        calm = calm + 1 if ready and not watching["pending"] and not watching["busy"] else 0
+        time.sleep(0.3)
+    return proc
+
+
+def _batch_in_flight(index: Path) -> bool:
+    journal = index / "journal"
+    return any(index.glob(".sidecar.json.*.tmp")) or (journal.is_dir() and any(journal.iterdir()))
+
+
+def serve_loop(
+    kills: int, work: Path, *, seed: int = 1, n_images: int = 40, log: Any = print
+) -> tuple[Tally, list[str], float]:
+    """Kill ``mms serve --watch`` instead of ``mms index``; same checks, same final test."""
+    rng = random.Random(seed)
+    root = make_corpus(work / "corpus", n_images)
+    index, trash = work / "index", work / "trash"
+    if complete_run(root, index) not in (0, 6):
+        raise SystemExit("the first index run failed")
+    tally = Tally()
+    while tally.kills < kills:
+        server = start_server(index, work / "serve.log")
+        if server.poll() is not None:
+            tally.problems.append(f"server exited {server.returncode} at start")
+            break
+        mutate(root, trash, rng)
+        at_commit = rng.random() < 0.25
+        deadline = time.monotonic() + (10.0 if at_commit else rng.uniform(0.0, 4.0))
+        seen_batch = False
+        while time.monotonic() < deadline:
+            seen_batch = seen_batch or _batch_in_flight(index)
+            if at_commit and seen_batch:
+                break
+            time.sleep(0.002)
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        phase = "batch in flight" if _batch_in_flight(index) else "between batches"
+        tally.kills += 1
+        tally.phases[phase] = tally.phases.get(phase, 0) + 1
+        problems = check_index(index)
+        if problems:
+            tally.manual_repairs += 1
+            tally.problems.append(f"kill {tally.kills} ({phase}): {'; '.join(problems)}")
+            cli("doctor", "--repair", "--index", index)
+        else:
+            tally.recoveries += 1
+        log(f"kill {tally.kills:>3}/{kills} {phase:<16}"
+            + (f"  PROBLEMS: {problems}" if problems else ""))  # fmt: skip
+    server = start_server(index, work / "serve.log")  # the last catch-up
+    server.send_signal(signal.SIGTERM)
+    if server.wait(timeout=120) != 0:
+        tally.problems.append(f"last server exited {server.returncode}")
+    else:
+        tally.completed_runs += 1
+    reference = work / "reference-index"
+    shutil.rmtree(reference, ignore_errors=True)
+    complete_run(root, reference)
+    diffs, worst = compare(snapshot(index), snapshot(reference))
+    return tally, diffs, worst
+
+
 def table(tally: Tally, diffs: list[str], worst: float, seconds: float) -> str:
     from mmsearch_cli.indexing.embed import BATCH_FILES
 
@@ -406,6 +490,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--images", type=int, default=40, help="images in the corpus")
     parser.add_argument("--keep", type=Path, default=None, help="work in DIR and keep it")
+    parser.add_argument("--server", action="store_true", help="kill `mms serve --watch`")
     args = parser.parse_args()
     os.environ.setdefault("MMS_THREADS", "1")
     os.environ.setdefault("MMS_MODEL_DIR", str(ROOT / ".cache" / "models"))
@@ -417,7 +502,8 @@ def main() -> None:
             work.mkdir(parents=True)
         else:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mms-crash-")))
-        tally, diffs, worst = crash_loop(args.kills, work, seed=args.seed, n_images=args.images)
+        loop = serve_loop if args.server else crash_loop
+        tally, diffs, worst = loop(args.kills, work, seed=args.seed, n_images=args.images)
     print(table(tally, diffs, worst, time.monotonic() - started))
     sys.exit(0 if not diffs and not tally.problems else 1)
 

@@ -15,6 +15,8 @@ from mmsearch_cli.api import (
     query,
     query_rows,
     rerank_rows,
+    serve,
+    update,
 )
 from mmsearch_cli.errors import ExitStatus, MmsError
 
@@ -32,4 +34,6 @@ __all__ = [
     "query",
     "query_rows",
     "rerank_rows",
+    "serve",
+    "update",
 ]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mmsearch_cli.search.query import Query
     from mmsearch_cli.search.rows import Hit, Row
     from mmsearch_cli.store.doctor import Report
+    from mmsearch_cli.store.index import IndexReader
 
 PathLike = str | os.PathLike[str]
 ProgressFn = Callable[[int, int, str], None]
@@ -52,27 +53,44 @@ def index(
     return run_index(roots, conf, IndexOptions(**options), progress=progress)
 
 
+def update(
+    paths: Sequence[PathLike], *, index_dir: PathLike | None = None,
+    settings: Settings | None = None, wait: float = 0.0, **options: Any,
+) -> IndexSummary:  # fmt: skip
+    """Bring just these paths up to date in an index that already covers them: files or
+    folders created, changed, moved or deleted (a path that no longer exists is dropped
+    with everything under it). The roots stay as they are. What the watcher calls."""
+    from mmsearch_cli.indexing.run import IndexOptions, run_index
+
+    conf = _settings(index_dir, settings)
+    roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
+    opts = IndexOptions(wait=wait, add_roots=False, **options)
+    return run_index(roots, conf, opts)
+
+
 def query(
     text: str | None = None, *, media: PathLike | None = None,
     index_dir: PathLike | None = None, settings: Settings | None = None, k: int = 10,
-    **options: Any,
+    reader: IndexReader | None = None, **options: Any,
 ) -> list[Hit]:  # fmt: skip
     """Search with text or a media file (never answered with itself). ``options`` are
-    ``SearchOptions`` fields: ``types``, ``path_glob``, ``after``, ``space``…"""
+    ``SearchOptions`` fields: ``types``, ``path_glob``, ``after``, ``space``… A long-lived
+    caller passes its own ``reader`` (a snapshot it keeps warm)."""
     from mmsearch_cli.search.engine import search
     from mmsearch_cli.search.query import SearchOptions
     from mmsearch_cli.store.index import IndexReader
 
     conf = _settings(index_dir, settings)
     q = _make_query(text, media)
-    return search(IndexReader.open(conf.index_dir), q, conf, SearchOptions(k=k, **options))
+    snapshot = reader if reader is not None else IndexReader.open(conf.index_dir)
+    return search(snapshot, q, conf, SearchOptions(k=k, **options))
 
 
 def query_rows(
     text: str | None = None, *, media: PathLike | None = None,
     index_dir: PathLike | None = None, settings: Settings | None = None, k: int = 10,
     rerank: bool = False, reranker: str | None = None, candidates: int = 100,
-    **options: Any,
+    reader: IndexReader | None = None, **options: Any,
 ) -> list[Row]:  # fmt: skip
     """``query`` as result rows (the records every output format writes), optionally
     re-ordered by the cross-encoder over the first ``candidates``."""
@@ -84,7 +102,7 @@ def query_rows(
     pool = max(candidates, k, options.pop("pool", 0))
     hits = query(
         text, media=media, index_dir=index_dir, settings=settings, k=first_k, pool=pool,
-        **options,
+        reader=reader, **options,
     )  # fmt: skip
     rows = [to_row(h) for h in hits]
     if rerank and text is not None:
@@ -137,20 +155,35 @@ def evaluate(
     queries: PathLike, *, index_dir: PathLike | None = None, settings: Settings | None = None,
     root: PathLike | None = None, k: int = 10, first_stage: bool = True, rerank: bool = False,
     reranker: str | None = None, alpha: float | None = None, space: str | None = None,
+    reader: IndexReader | None = None,
 ) -> Evaluation:  # fmt: skip
     """Recall, MRR, nDCG, mAP and latency on labelled queries (README, "Evaluation query
-    format"), of every space fused or of one ``space``. ``Evaluation.check_bars`` turns
-    a missed bar into exit 9."""
+    format"), of every space fused or of one ``space``. ``Evaluation.report()`` is what
+    ``mms eval`` shows; its ``check_bars`` turns a missed bar into exit 9."""
     from mmsearch_cli.evaluation.run import evaluate as run_evaluation
     from mmsearch_cli.evaluation.run import load_queries
     from mmsearch_cli.store.index import IndexReader
 
     conf = _settings(index_dir, settings)
     labelled = load_queries(Path(queries), Path(root) if root is not None else None)
+    snapshot = reader if reader is not None else IndexReader.open(conf.index_dir)
     return run_evaluation(
-        IndexReader.open(conf.index_dir), labelled, conf, k=k, first_stage=first_stage,
+        snapshot, labelled, conf, k=k, first_stage=first_stage,
         rerank=rerank, reranker=reranker, alpha=alpha, space=space,
     )  # fmt: skip
+
+
+def serve(
+    *, index_dir: PathLike | None = None, settings: Settings | None = None, **options: Any
+) -> int:
+    """Answer queries for one index on a Unix socket until stopped (``mms serve``); with
+    ``watch=True``, keep the index fresh as files change. ``options`` are
+    ``ServeOptions`` fields (``watch``, ``idle_exit`` seconds, ``log``…). Blocks; returns
+    an exit status. Other ``mms`` commands (not this process's calls) then use it."""
+    from mmsearch_cli.serve.server import ServeOptions, Server
+
+    conf = _settings(index_dir, settings)
+    return Server(conf, ServeOptions(**options)).run()
 
 
 def models(*, settings: Settings | None = None) -> list[dict[str, Any]]:

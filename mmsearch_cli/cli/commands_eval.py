@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mmsearch_cli import api
 from mmsearch_cli.cli import console
-from mmsearch_cli.cli.options import IndexOpt, QuietOpt, RerankerOpt, settings
+from mmsearch_cli.cli.options import IndexOpt, NoServerOpt, QuietOpt, RerankerOpt, settings
 from mmsearch_cli.errors import UsageError
+from mmsearch_cli.evaluation.report import EvalReport
 from mmsearch_cli.search.rows import dumps
+from mmsearch_cli.serve import client
 
 COLUMNS = (
     "queries",
@@ -73,6 +75,7 @@ def eval_cmd(
     min_recall: Annotated[
         float | None, typer.Option(help="Exit 9 if overall R@k falls below this.")
     ] = None,
+    no_server: NoServerOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Measure Recall, MRR, nDCG, mAP and latency on labelled queries.
@@ -81,25 +84,33 @@ def eval_cmd(
     """
     if fmt not in ("table", "json"):
         raise UsageError("--format for eval is table or json")
-    result = api.evaluate(
-        queries, settings=settings(index), root=root, k=k, first_stage=compare or not rerank,
-        rerank=compare or rerank, reranker=reranker, alpha=alpha, space=space,
-    )  # fmt: skip
+    conf = settings(index)
+    args: dict[str, Any] = {
+        "k": k, "first_stage": compare or not rerank, "rerank": compare or rerank,
+        "reranker": reranker, "alpha": alpha, "space": space,
+    }  # fmt: skip
+    served = None
+    if not no_server and queries.is_file():  # else the in-process path says what is wrong
+        where = {"queries": str(queries.resolve()), "root": str(root.resolve()) if root else None}
+        served = client.call(conf.index_dir, "eval", {**args, **where})
+    result = (
+        EvalReport.from_wire(served)
+        if served is not None
+        else api.evaluate(queries, settings=conf, root=root, **args).report()
+    )
     _show(result, fmt, per_query)
     result.check_bars(min_ndcg=min_ndcg, min_mrr=min_mrr, min_recall=min_recall)
     summary = next(iter(result.summaries.values()))
-    console.info(
-        f"mms: {len(result.queries)} queries, {summary['answerable']} answerable", quiet=quiet
-    )
+    console.info(f"mms: {result.queries} queries, {summary['answerable']} answerable", quiet=quiet)
 
 
-def _show(result: api.Evaluation, fmt: str, per_query: bool) -> None:
+def _show(result: EvalReport, fmt: str, per_query: bool) -> None:
     if fmt == "json":
         sys.stdout.write(dumps(result.to_dict(per_query), indent=2) + "\n")
         return
     _print(result)
     if per_query:
-        for name, queries in result.to_dict(per_query=True)["per_query"].items():
+        for name, queries in result.per_query.items():
             sys.stdout.write(f"\n{name}: rank of first relevant hit per query\n")
             for row in queries:
                 shown = "-" if row["first_relevant"] is None else row["first_relevant"]
@@ -108,7 +119,7 @@ def _show(result: api.Evaluation, fmt: str, per_query: bool) -> None:
                 )
 
 
-def _print(result: api.Evaluation) -> None:
+def _print(result: EvalReport) -> None:
     cols = [c.replace("10", str(result.k)) for c in COLUMNS]
     head = f"{'system':<16} {'group':<14}" + "".join(f"{c:>9}" for c in cols)
     sys.stdout.write(head + "\n")

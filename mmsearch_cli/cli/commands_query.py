@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
 import typer
 
@@ -14,6 +14,7 @@ from mmsearch_cli.cli import console
 from mmsearch_cli.cli.options import (
     FormatOpt,
     IndexOpt,
+    NoServerOpt,
     NullOpt,
     QuietOpt,
     RerankerOpt,
@@ -26,6 +27,7 @@ from mmsearch_cli.cli.options import (
 )
 from mmsearch_cli.errors import ExitStatus, UsageError
 from mmsearch_cli.search.rows import Row, from_json, render
+from mmsearch_cli.serve import client
 
 
 def register(app: typer.Typer) -> None:
@@ -89,6 +91,7 @@ def query(
     fmt: FormatOpt = "table",
     null: NullOpt = False,
     index: IndexOpt = None,
+    no_server: NoServerOpt = False,
     quiet: QuietOpt = False,
 ) -> int:
     """Search the index with text, or with an image, sound or video file.
@@ -103,12 +106,24 @@ def query(
     if text is not None and (kind := api.media_kind(text)):
         console.info(f"mms: treating '{text}' as a {kind} query (file exists)", quiet=quiet)
         media, text = [Path(text)], None
-    rows = api.query_rows(
-        text, media=media[0] if media else None, settings=conf, k=top, rerank=rerank,
-        reranker=reranker, candidates=candidates, types=parse_types(types), path_glob=path,
-        space=space, segments=segments, after=parse_date(after, "--after"),
-        before=parse_date(before, "--before"), min_size=parse_size(min_size, "--min-size"),
-        max_size=parse_size(max_size, "--max-size"),
+    kinds = parse_types(types)
+    since, until = parse_date(after, "--after"), parse_date(before, "--before")
+    args: dict[str, Any] = {
+        "k": top, "rerank": rerank, "reranker": reranker, "candidates": candidates,
+        "path_glob": path, "space": space, "segments": segments,
+        "min_size": parse_size(min_size, "--min-size"),
+        "max_size": parse_size(max_size, "--max-size"),
+    }  # fmt: skip
+    served = None
+    if not no_server:  # a warm server answers the same rows, in milliseconds
+        wire = {**args, "text": text, "types": sorted(kinds) if kinds else None,
+                "after": since.isoformat() if since else None,
+                "before": until.isoformat() if until else None,
+                "media": str(media[0].expanduser().resolve()) if media else None}  # fmt: skip
+        served = client.call(conf.index_dir, "query", wire)
+    rows: list[Row] = served if served is not None else api.query_rows(
+        text, media=media[0] if media else None, settings=conf, types=kinds, after=since,
+        before=until, **args,
     )  # fmt: skip
     return emit(rows, fmt, null, explain=explain, quiet=quiet)
 
@@ -148,6 +163,7 @@ def rerank(
     ] = None,
     fmt: FormatOpt = "jsonl",
     null: NullOpt = False,
+    no_server: NoServerOpt = False,
     quiet: QuietOpt = False,
 ) -> int:
     """Re-order piped `mms query --format jsonl` results with a cross-encoder.
@@ -158,7 +174,14 @@ def rerank(
     if sys.stdin.isatty():
         raise UsageError("mms rerank reads `mms query --format jsonl` results on stdin")
     rows = read_jsonl_rows(sys.stdin.buffer)
-    out = api.rerank_rows(text, rows, settings=settings(), k=top, reranker=reranker, alpha=alpha)
+    conf = settings()
+    args = {"text": text, "rows": rows, "k": top, "reranker": reranker, "alpha": alpha}
+    served = None if no_server else client.call(conf.index_dir, "rerank", args)
+    out: list[Row] = (
+        served
+        if served is not None
+        else api.rerank_rows(text, rows, settings=conf, k=top, reranker=reranker, alpha=alpha)
+    )
     return emit(out, fmt, null, quiet=quiet)
 
 

@@ -1,28 +1,46 @@
-"""stderr console, progress and table rendering (rich lives only in the CLI layer)."""
+"""stderr console, progress and table rendering (rich lives only in the CLI layer).
+
+rich is imported on first use: a command answered by ``mms serve`` in JSON never needs it
+(30 ms of a client's ~100 ms)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from mmsearch_cli.search.rows import Row, ref
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    err: Console
+
+
+@functools.cache
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "err":  # ``console.err``: the stderr console, made when first used
+        return _stderr()
+    raise AttributeError(name)
 
 
 def info(message: str, *, quiet: bool = False) -> None:
     """A note on stderr; ``--quiet`` silences it."""
     if not quiet:
-        err.print(message, markup=False)
+        _stderr().print(message, markup=False)
 
 
 def warn(message: str) -> None:
-    err.print(f"mms: warning: {message}", markup=False, style="yellow")
+    _stderr().print(f"mms: warning: {message}", markup=False, style="yellow")
 
 
 @contextmanager
@@ -41,7 +59,7 @@ def progress(label: str, *, quiet: bool = False) -> Iterator[Callable[[int, int,
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        TextColumn("[dim]{task.fields[name]}"), console=err, transient=True,
+        TextColumn("[dim]{task.fields[name]}"), console=_stderr(), transient=True,
     ) as bar:  # fmt: skip
         task = bar.add_task(label, total=None, name="")
 
@@ -52,6 +70,9 @@ def progress(label: str, *, quiet: bool = False) -> Iterator[Callable[[int, int,
 
 
 def print_table(rows: Sequence[Row]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     # Piped into less or a file there is no width to fit: do not wrap paths at 80.
     out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")

@@ -36,6 +36,13 @@ WaitOpt = Annotated[
 TopOpt = Annotated[
     int, typer.Option("--top", "-k", min=1, envvar="MMS_TOP", help="Number of results.")
 ]
+NoServerOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-server", envvar="MMS_NO_SERVER",
+        help="Answer in this process even if `mms serve` runs for the index.",
+    ),
+]  # fmt: skip
 RerankerOpt = Annotated[
     str | None,
     typer.Option(

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch_cli.config import Settings
-from mmsearch_cli.errors import QualityBarError, UsageError
+from mmsearch_cli.errors import UsageError
 from mmsearch_cli.evaluation import metrics
+from mmsearch_cli.evaluation.report import EvalReport
 from mmsearch_cli.items import modality_of
 from mmsearch_cli.search.engine import search
 from mmsearch_cli.search.query import Query, SearchOptions
@@ -175,48 +176,22 @@ def summarise(outcomes: list[QueryOutcome], indexed: set[str], k: int) -> dict[s
     return {"queries": len(outcomes), "answerable": answerable, "groups": table}
 
 
-MODALITIES = ("text", "image", "audio", "video")
-
-
 @dataclass
 class Evaluation:
-    """What ``mms eval`` reports: per system (first stage, reranked) its summary and the
-    outcome of every query."""
+    """What ``evaluate`` measured: per system (first stage, reranked) the outcome of every
+    query and its summary; ``report()`` is what ``mms eval`` shows."""
 
     k: int
     queries: list[LabelledQuery]
     outcomes: dict[str, list[QueryOutcome]]
     summaries: dict[str, dict[str, Any]]
 
-    def check_bars(
-        self,
-        *,
-        min_ndcg: float | None = None,
-        min_mrr: float | None = None,
-        min_recall: float | None = None,
-    ) -> None:
-        """Raise ``QualityBarError`` (exit 9) if the last system's overall figure falls
-        below a bar: a CI gate on retrieval quality."""
-        k = self.k
-        last = self.summaries[list(self.summaries)[-1]]["groups"].get("all", {})
-        for bar, key in ((min_ndcg, f"nDCG@{k}"), (min_mrr, f"MRR@{k}"), (min_recall, f"R@{k}")):
-            if bar is not None and last.get(key, 0.0) < bar:
-                raise QualityBarError(f"{key} {last.get(key, 0.0):.3f} is below the bar {bar:.3f}")
+    def report(self) -> EvalReport:
+        per_query = {name: per_query_rows(out) for name, out in self.outcomes.items()}
+        return EvalReport(self.k, len(self.queries), self.summaries, per_query)
 
-    def table(self) -> list[tuple[str, str, dict[str, float]]]:
-        """(system, group, figures) in reading order: overall, then per query modality,
-        per target modality and per (query, target) pair."""
-        return [
-            (name, group, summary["groups"][group])
-            for name, summary in self.summaries.items()
-            for group in group_order(summary["groups"])
-        ]
-
-    def to_dict(self, per_query: bool = False) -> dict[str, Any]:
-        data: dict[str, Any] = {"k": self.k, "systems": self.summaries}
-        if per_query:
-            data["per_query"] = {name: per_query_rows(out) for name, out in self.outcomes.items()}
-        return data
+    def check_bars(self, **bars: float | None) -> None:
+        self.report().check_bars(**bars)
 
 
 def evaluate(
@@ -264,11 +239,3 @@ def per_query_rows(outcomes: list[QueryOutcome]) -> list[dict[str, Any]]:
         }
         for o in outcomes
     ]
-
-
-def group_order(groups: dict[str, Any]) -> list[str]:
-    """all, then per query modality, per target modality, per (query, target) pair."""
-    order = ["all"]
-    order += [f"query:{m}" for m in MODALITIES] + [f"target:{m}" for m in MODALITIES]
-    order += [f"{q}->{t}" for q in MODALITIES for t in MODALITIES]
-    return [g for g in order if g in groups]

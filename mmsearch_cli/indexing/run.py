@@ -78,6 +78,9 @@ class IndexOptions:
     retry_failed: bool = False
     rebuild: bool = False
     prune: bool = True  # drop files under the roots that vanished
+    # False: the paths are inside the index's roots (the watcher's batches); they are not
+    # added as roots, and one that no longer exists is simply dropped.
+    add_roots: bool = True
 
 
 def run_index(
@@ -111,7 +114,10 @@ def _update(
     # Replay after the spaces exist: a killed first run journaled vectors for them.
     summary = IndexSummary(resumed=writer.replay())
     root_strs = [os.path.abspath(os.fsdecode(r)) for r in roots]
-    writer.set_roots(writer.roots + [r for r in root_strs if r not in writer.roots])
+    if opts.add_roots:
+        writer.set_roots(writer.roots + [r for r in root_strs if r not in writer.roots])
+    else:
+        roots = [r for r in roots if os.path.lexists(r)]
     found = scan(
         roots,
         follow_symlinks=opts.follow_symlinks,

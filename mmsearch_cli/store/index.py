@@ -129,6 +129,11 @@ class IndexReader(_Connected):
                 self._vectors[name] = self._open_space(name)
         return self._vectors[name]
 
+    def warm(self) -> None:
+        """Map every space and load its graph now: a server answers its first query warm."""
+        for name in self.spaces:
+            self.space(name).warm()
+
     def _open_space(self, name: str) -> SpaceVectors:
         dead = np.asarray(db.tombstones(self.con, name), dtype=np.int64)
         return open_space(self.dir, self.spaces[name], dead)

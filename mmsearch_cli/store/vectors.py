@@ -243,6 +243,13 @@ class SpaceVectors:
             return self.flat.search(query, k, dead=self.dead)
         return self._graph_search(query, k, allowed)
 
+    def warm(self) -> None:
+        """For a long-lived reader (``mms serve``): use the graph from the first query and
+        load it now, not during one."""
+        self.queries = max(self.queries, WARM_QUERIES)
+        if self.graph_rows > 0:
+            self._load_graph()
+
     def _use_graph(self) -> bool:
         """A graph pays off for a reader that answers many queries (see module doc)."""
         return self.graph_rows > 0 and self.queries >= WARM_QUERIES
