@@ -99,9 +99,19 @@ def search(reader: IndexReader, query: Query, settings: Settings, opts: SearchOp
         }
     weights = {name: space.weight.get(modality, 1.0) for name, space in spaces.items()}
     weights[LEXICAL] = opts.lexical
+    if lexical and sure_lexical(per_space[LEXICAL], opts.lexical_margin):
+        weights[LEXICAL] = opts.lexical_sure
     rank = segment_hits if opts.segments else file_hits
     # A file deleted since the last `mms index` is not offered: one stat per shown result.
     return rank(found, per_space, shown, weights, opts.k, opts.rrf_k, os.path.exists)
+
+
+def sure_lexical(hits: list[tuple[int, float]], margin: float) -> bool:
+    """BM25's best segment stands clear of the next (``margin`` times its score): the query's
+    words single it out, as a remembered sentence or a name does."""
+    if not hits or margin <= 0:
+        return False
+    return len(hits) == 1 or hits[0][1] >= margin * max(hits[1][1], 1e-9)
 
 
 def _chosen_spaces(reader: IndexReader, space: str | None) -> list[str]:

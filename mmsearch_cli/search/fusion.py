@@ -46,6 +46,9 @@ FEEDBACK_WEIGHT = 0.2
 # per target family (1.0 for recordings, whose transcripts are their words) raised
 # text->audio but lowered the mixed ranking (corpus nDCG@10 0.735 -> 0.719).
 LEXICAL_WEIGHT = 0.5
+# ... and when BM25's best segment stands clear of the next: the words single one out.
+LEXICAL_SURE_WEIGHT = 2.0
+LEXICAL_MARGIN = 1.7
 
 # Image embedders whose text-query scores gain visual feedback (see ``fusion``): ConSE
 # reads pictures through ImageNet labels, so pictures that look alike share its errors;

@@ -14,7 +14,13 @@ import numpy as np
 
 from mmsearch_cli.errors import UsageError
 from mmsearch_cli.items import modality_of
-from mmsearch_cli.search.fusion import FEEDBACK_WEIGHT, LEXICAL_WEIGHT, RRF_K
+from mmsearch_cli.search.fusion import (
+    FEEDBACK_WEIGHT,
+    LEXICAL_MARGIN,
+    LEXICAL_SURE_WEIGHT,
+    LEXICAL_WEIGHT,
+    RRF_K,
+)
 from mmsearch_cli.store.db import FileFilter
 from mmsearch_cli.store.index import IndexReader
 
@@ -51,6 +57,9 @@ class SearchOptions:
     feedback: float = FEEDBACK_WEIGHT  # visual feedback for text queries (0: off)
     rrf_k: float = RRF_K
     lexical: float = LEXICAL_WEIGHT  # the lexical space's fusion weight (0: not searched)
+    # ... when BM25's best segment scores ``lexical_margin`` times the next one's (0: never)
+    lexical_sure: float = LEXICAL_SURE_WEIGHT
+    lexical_margin: float = LEXICAL_MARGIN
 
 
 def file_filter(opts: SearchOptions) -> FileFilter:

@@ -133,3 +133,13 @@ def test_file_hits_group_segments_and_fuse_spaces(tmp_path: Path) -> None:
     top = hits[0]
     assert top.spaces == {"visual": {"rank": 2, "score": 0.8}, "text": {"rank": 1, "score": 0.7}}
     assert top.score == pytest.approx(1.0 * (1 / 62 + 0.5 / 61) / (1.5 / 61), abs=1e-4)
+
+
+def test_bm25_is_sure_only_when_its_best_stands_clear_of_the_next() -> None:
+    from mmsearch_cli.search.engine import sure_lexical
+
+    assert sure_lexical([(7, 9.4), (3, 4.7)], 1.7)  # one recording holds the sentence
+    assert not sure_lexical([(7, 8.6), (3, 8.3)], 1.7)  # two notes share the words
+    assert sure_lexical([(7, 0.2)], 1.7)  # the only match
+    assert not sure_lexical([], 1.7)
+    assert not sure_lexical([(7, 9.4), (3, 1.0)], 0.0)  # margin 0: never sure
