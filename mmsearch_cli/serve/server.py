@@ -111,6 +111,11 @@ class Server:
         """Hold the pid file's flock (exit 4 if another server has it); clear a stale socket."""
         folder = self.sock_path.parent
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = folder.stat()
+        if folder != self.index_dir and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+            # a shared folder (/tmp/mms-<uid>) someone else made or can write to
+            raise UsageError(f"the socket folder {folder} is not private to this user",
+                             hint="remove it, or set XDG_RUNTIME_DIR")  # fmt: skip
         pid_file = pid_path(self.sock_path)
         fd = os.open(pid_file, os.O_RDWR | os.O_CREAT, 0o600)
         try:

@@ -279,3 +279,17 @@ def test_served_results_match_on_the_shared_corpus(tmp_path: Path) -> None:
             assert invoke(*args).out == invoke(*args, "--no-server").out, q["id"]
     finally:
         server.stop()
+
+
+def test_a_socket_folder_others_can_write_is_refused(
+    sample_index: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, index = sample_index
+    shared = tmp_path / "run" / "mms"
+    shared.mkdir(parents=True)
+    shared.chmod(0o777)
+    res = mms_process("serve", "--index", index, env={"XDG_RUNTIME_DIR": str(shared.parent)},
+                      timeout=120)  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert b"not private to this user" in res.stderr and b"Traceback" not in res.stderr
+    assert not list(shared.iterdir())
