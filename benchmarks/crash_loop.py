@@ -23,7 +23,7 @@ same files: same files and status, same segments per file, vectors within 1e-6.
 
 With ``--server`` the process killed is ``mms serve --watch`` instead: each cycle starts a
 server (its catch-up batch must bring the index up to date), changes the corpus (events),
-and SIGKILLs the server at a random moment: one kill in four while a batch is in flight
+and SIGKILLs the server at a random moment: one kill in two while a batch is in flight
 (journal batches or a temp manifest in the index). The same checks follow every kill;
 at the end a last server catches up and stops, and the index must equal an
 uninterrupted run's: what a killed batch had not committed is picked up by the next
@@ -426,7 +426,7 @@ def serve_loop(
             tally.problems.append(f"server exited {server.returncode} at start")
             break
         mutate(root, trash, rng)
-        at_commit = rng.random() < 0.25
+        at_commit = rng.random() < 0.5
         deadline = time.monotonic() + (10.0 if at_commit else rng.uniform(0.0, 4.0))
         seen_batch = False
         while time.monotonic() < deadline:

@@ -42,6 +42,8 @@ def doctor(
             out(f"repaired  {action}\n")
         if report.healthy:
             out("healthy\n")
+        elif any(f.check == "permissions" for f in report.findings):
+            out("unreadable: fix the permissions, then check again\n")
         elif any(f.level == "fatal" for f in report.findings):
             out("damaged: cannot be repaired by this mms\n")
         else:

@@ -51,6 +51,19 @@ def index(
     ] = None,
     retry_failed: Annotated[bool, typer.Option(help="Try again files that failed before.")] = False,
     rebuild: Annotated[bool, typer.Option(help="Start the index over from scratch.")] = False,
+    force_prune: Annotated[
+        bool,
+        typer.Option(help="Drop vanished files even if a root looks unmounted, empty or gutted."),
+    ] = False,
+    max_delete: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=100,
+            envvar="MMS_MAX_DELETE",
+            help="Keep a root's files if a run would drop more than this % of them.",
+        ),
+    ] = 50.0,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> int:
@@ -64,6 +77,7 @@ def index(
             paths, settings=conf, progress=update, profile=profile, model=model, wait=wait,
             follow_symlinks=follow_symlinks, include_hidden=hidden,
             exclude=tuple(exclude or ()), retry_failed=retry_failed, rebuild=rebuild,
+            force_prune=force_prune, max_delete=max_delete / 100,
         )  # fmt: skip
     data = summary.to_dict()
     data["index"] = str(conf.index_dir)
@@ -73,6 +87,8 @@ def index(
         console.warn(f"skipped {path}: {reason}")
     for path, reason in summary.problems.items():
         console.warn(f"{path}: {reason}")
+    for root, reason in summary.held_back.items():
+        console.warn(f"root {root} {reason} (`mms forget {root}` drops them; or --force-prune)")
     changed = summary.added + summary.updated + summary.removed + summary.moved + summary.failed
     if changed and not json_out:
         console.info(
@@ -81,7 +97,7 @@ def index(
             f"in {summary.seconds:.1f} s → {conf.index_dir}",
             quiet=quiet,
         )
-    return ExitStatus.PARTIAL if summary.failed else ExitStatus.OK
+    return ExitStatus.PARTIAL if summary.failed or summary.held_back else ExitStatus.OK
 
 
 def forget(

@@ -15,6 +15,7 @@ import hashlib
 import os
 from typing import TYPE_CHECKING
 
+from mmsearch_cli.indexing.guard import held_back
 from mmsearch_cli.indexing.scan import FoundFile, under_roots
 from mmsearch_cli.store.index import IndexWriter
 
@@ -87,7 +88,13 @@ def diff_files(
                 continue
         still_todo.append((found, why))
     if opts.prune:
+        hold = {} if opts.force_prune else held_back(
+            [r for r in roots if r in writer.roots], known, files, vanished,
+            writer.root_devices, opts.max_delete,
+        )  # fmt: skip
+        summary.held_back.update(hold)
         for p in vanished:
-            writer.drop_file(p)
-            summary.removed += 1
+            if not under_roots(p, list(hold)):
+                writer.drop_file(p)
+                summary.removed += 1
     return still_todo

@@ -25,6 +25,7 @@ from mmsearch_cli.embedders.spaces import (
 from mmsearch_cli.errors import MismatchError
 from mmsearch_cli.indexing.diff import diff_files
 from mmsearch_cli.indexing.embed import ProgressFn, embed_all
+from mmsearch_cli.indexing.guard import MAX_DELETE, root_device
 from mmsearch_cli.indexing.scan import scan, under_roots
 from mmsearch_cli.store.index import IndexWriter
 from mmsearch_cli.store.lock import index_lock
@@ -46,6 +47,7 @@ class IndexSummary:
     by_modality: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)
+    held_back: dict[str, str] = field(default_factory=dict)  # root -> why nothing was pruned
 
     def to_dict(self) -> dict[str, Any]:
         reasons = Counter(reason for _, reason in self.failures)
@@ -64,6 +66,7 @@ class IndexSummary:
             "failures": [{"path": p, "reason": r} for p, r in self.failures],
             "failures_by_reason": dict(reasons),
             "scan_problems": [{"path": p, "reason": r} for p, r in self.problems.items()],
+            "held_back": [{"root": p, "reason": r} for p, r in self.held_back.items()],
         }
 
 
@@ -81,6 +84,8 @@ class IndexOptions:
     # False: the paths are inside the index's roots (the watcher's batches); they are not
     # added as roots, and one that no longer exists is simply dropped.
     add_roots: bool = True
+    force_prune: bool = False  # prune even a root that looks unmounted, empty or gutted
+    max_delete: float = MAX_DELETE  # share of a root's files one run may drop
 
 
 def run_index(
@@ -127,6 +132,11 @@ def _update(
     )
     summary.problems = found.problems
     todo = diff_files(writer, found.files, root_strs, opts, summary, full_reembed)
+    for root in root_strs:  # remember where each root lives, once it holds files
+        device = root_device(root)
+        usable = root in writer.roots and root not in summary.held_back and device is not None
+        if usable and any(under_roots(p, [root]) for p in found.files):
+            writer.set_root_device(root, device or 0)
     embed_all(writer, todo, live, settings, summary, progress)
     if writer.dirty or writer.new:
         writer.commit()

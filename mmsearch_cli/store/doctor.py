@@ -85,6 +85,7 @@ def check(index_dir: Path) -> Report:
     report = Report(str(index_dir))
     if not index_dir.is_dir() or not _has_index_files(index_dir):
         raise IndexMissingError(f"no index at {index_dir}", hint="run `mms index DIR` first")
+    _check_access(index_dir, report)
     busy = lock_holder(index_dir)
     if busy:
         report.add("lock", NOTE, f"an `mms index` is running ({busy}); journal not checked")
@@ -110,6 +111,27 @@ def check(index_dir: Path) -> Report:
         if tmp:
             report.add("temp files", NOTE, f"{len(tmp)} left by killed runs", "delete them")
     return report
+
+
+def _check_access(index_dir: Path, report: Report) -> None:
+    """Files this user may not read are not damage: say so and stop (nothing is repaired
+    on them: a vector file of another owner is intact, and dropping it loses its work)."""
+    denied: list[str] = []
+    try:
+        names = [index_dir / n for n in ("sidecar.json", db.DATABASE)]
+        for sub in ("spaces", "journal"):
+            if (index_dir / sub).is_dir():
+                names += sorted((index_dir / sub).iterdir())
+        denied = [str(p.relative_to(index_dir)) for p in names
+                  if p.exists() and not os.access(p, os.R_OK)]  # fmt: skip
+    except PermissionError as exc:
+        denied = [f"{exc.filename} (cannot list)"]
+    if denied:
+        shown = ", ".join(denied[:3]) + (f" and {len(denied) - 3} more" if len(denied) > 3 else "")
+        report.add("permissions", FATAL,
+                   f"this user may not read {shown}: not damage, so nothing is "
+                   "repaired; give the files back to the index's owner (chown/chmod)")  # fmt: skip
+        raise _Stop(report)
 
 
 def _has_index_files(index_dir: Path) -> bool:

@@ -307,8 +307,9 @@ class IndexWriter(_Connected):
         Batches written against another generation, or for spaces this one lacks, are
         dropped (their files are embedded again)."""
         replayed = 0
+        seen: set[int] = set()
         for batch in self.journal.batches():
-            if batch.base_generation != self.generation or not self.fits(batch):
+            if batch.base_generation != self.generation or not self.fits(batch, seen):
                 break
             self.apply(batch)
             replayed += len(batch)
@@ -316,12 +317,31 @@ class IndexWriter(_Connected):
             self.journal.clear()
         return replayed
 
-    def fits(self, batch: Batch) -> bool:
-        """The batch's vectors go to spaces this index has, with their dimensions."""
-        return all(
-            name in self.spaces and vecs.shape[1] == self.spaces[name].dim
-            for name, (_, vecs) in batch.vectors.items()
-        )
+    def fits(self, batch: Batch, seen: set[int] | None = None) -> bool:
+        """The batch's vectors go to spaces this index has, with their dimensions, and its
+        ids are new: none committed (at or past ``next_id``), none in an earlier batch
+        (``seen``, updated), each space's vector ids exactly its segments'. A batch that
+        fails is not replayed: a colliding id would silently take a file's vector."""
+        seen = set() if seen is None else seen
+        ids = [s.id for s in batch.segments]
+        files = {f.path for f in batch.files}
+        if (
+            len(set(ids)) != len(ids)
+            or any(i < self.next_id for i in ids)
+            or seen.intersection(ids)
+            or any(s.file not in files for s in batch.segments)
+        ):
+            return False  # fmt: skip
+        if not {name for s in batch.segments for name in s.spaces} <= set(batch.vectors):
+            return False
+        for name, (vec_ids, vecs) in batch.vectors.items():
+            if name not in self.spaces or vecs.shape[1] != self.spaces[name].dim:
+                return False
+            listed = sorted(s.id for s in batch.segments if name in s.spaces)
+            if sorted(np.asarray(vec_ids).tolist()) != listed:
+                return False
+        seen.update(ids)
+        return True
 
     def write_batch(self, batch: Batch) -> None:
         """Journal first (durable), then apply in memory."""
@@ -395,6 +415,17 @@ class IndexWriter(_Connected):
     def set_roots(self, roots: list[str]) -> None:
         if roots != self.roots:
             self.roots = roots
+            self.dirty = True
+
+    @property
+    def root_devices(self) -> dict[str, int]:
+        """The device each root was on when it last held files (``indexing.guard``)."""
+        return {str(k): int(v) for k, v in dict(self.meta.get("root_devices") or {}).items()}
+
+    def set_root_device(self, root: str, device: int) -> None:
+        devices = self.root_devices
+        if devices.get(root) != device:
+            self.meta["root_devices"] = {**devices, root: device}
             self.dirty = True
 
     # -- publishing -------------------------------------------------------------------

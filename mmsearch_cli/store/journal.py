@@ -84,7 +84,17 @@ class Journal:
                 path.unlink()
 
 
+def _check_stored(path: Path) -> None:
+    """Our batches are stored, never compressed: a member that is compressed (or claims
+    more bytes than it holds) could inflate a small file into gigabytes. Refused unread."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+                raise ValueError(f"{path.name}: member {info.filename} is not stored as written")
+
+
 def _read(path: Path) -> Batch:
+    _check_stored(path)
     with np.load(path, allow_pickle=False) as npz:
         meta = json.loads(npz["meta"].tobytes().decode("utf-8", "surrogatepass"))
         vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
