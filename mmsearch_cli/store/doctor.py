@@ -34,7 +34,7 @@ from mmsearch_cli.store import db, flat
 from mmsearch_cli.store.index import IndexWriter, stale_tmp_files
 from mmsearch_cli.store.journal import Journal
 from mmsearch_cli.store.lock import index_lock, lock_holder
-from mmsearch_cli.store.manifest import database_path, read_manifest, sidecar_path
+from mmsearch_cli.store.manifest import database_path, manifest_of, read_manifest, sidecar_path
 from mmsearch_cli.store.state import SCHEMA_VERSION, SpaceInfo
 from mmsearch_cli.store.vectors import VectorIndex
 
@@ -96,10 +96,18 @@ def check(index_dir: Path) -> Report:
     con = _check_database(index_dir, report, manifest)
     if con is not None:
         try:
-            generation = int(db.read_meta(con).get("generation", 0))
+            meta = db.read_meta(con)
+            generation = int(meta.get("generation", 0))
             if manifest is not None and int(manifest.get("generation", -1)) != generation:
                 report.add("manifest", NOTE, f"behind the database (generation {generation})",
                            "rewrite it from the database")  # fmt: skip
+            elif manifest is not None:
+                truth = manifest_of(meta, db.read_spaces(con))
+                differ = [k for k in truth if k != "updated" and manifest.get(k) != truth[k]]
+                if differ:
+                    report.add("manifest", DAMAGED,
+                               f"{', '.join(differ)} differ from the database (hand-edited?)",
+                               "rewrite it from the database")  # fmt: skip
             broken, stray = _check_spaces(index_dir, con, report)
             _check_records(con, report, broken, stray)
             if not busy:
@@ -149,7 +157,9 @@ def _check_manifest(index_dir: Path, report: Report) -> dict[str, Any] | None:
         if "newer mms" in exc.message:
             report.add("manifest", FATAL, exc.message, "")
             raise _Stop(report) from None
-        report.add("manifest", DAMAGED, "does not parse", "rewrite it from the database")
+        detail = exc.message.split("(", 1)[1].rstrip(")") if "(" in exc.message else "unreadable"
+        report.add("manifest", DAMAGED, f"does not parse or is invalid: {detail}",
+                   "rewrite it from the database")  # fmt: skip
         return None
     report.add(
         "manifest", OK, f"schema {manifest['schema']}, generation {manifest.get('generation')}"

@@ -42,8 +42,10 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
         raise IndexMissingError(f"cannot read index {index_dir}: {exc.strerror}") from None
     try:
         data = json.loads(raw)
-        schema = int(data["schema"])
-    except (ValueError, KeyError, TypeError):
+        schema = data["schema"]
+        if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+            raise ValueError("schema")
+    except (ValueError, KeyError, TypeError, RecursionError):  # deep nesting: RecursionError
         raise IndexCorruptError(
             f"index manifest {path} is damaged", hint="run `mms doctor --repair`"
         ) from None
@@ -54,7 +56,36 @@ def read_manifest(index_dir: Path) -> dict[str, Any]:
         )
     if not isinstance(data, dict):
         raise IndexCorruptError(f"index manifest {path} is damaged", hint="run `mms doctor`")
+    wrong = invalid_field(data) if schema >= SCHEMA_VERSION else None
+    if wrong:
+        raise IndexCorruptError(
+            f"index manifest {path} is damaged ({wrong})", hint="run `mms doctor --repair`"
+        )
     return data
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**62
+
+
+def invalid_field(data: dict[str, Any]) -> str | None:
+    """What is wrong with a current manifest's fields (hand edits, damage), or None."""
+    if not _count(data.get("generation")):
+        return "generation is not a count"
+    if not _count(data.get("next_id")):
+        return "next_id is not a count"
+    roots = data.get("roots")
+    if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
+        return "roots is not a list of paths"
+    if data.get("database") != db.DATABASE:
+        return f"database is not {db.DATABASE}"
+    spaces = data.get("spaces")
+    if not isinstance(spaces, dict):
+        return "spaces is not an object"
+    for name, info in spaces.items():
+        if not isinstance(info, dict) or not _count(info.get("dim")) or not info["dim"]:
+            return f"space {name} has no dimension"
+    return None
 
 
 def manifest_of(meta: dict[str, Any], spaces: dict[str, SpaceInfo]) -> dict[str, Any]:
