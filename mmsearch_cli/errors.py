@@ -22,6 +22,7 @@ class ExitStatus(IntEnum):
     MODEL_UNAVAILABLE = 7  # a model cannot be loaded (offline, missing files)
     MISMATCH = 8  # index built with other models/dimensions than requested
     QUALITY = 9  # `mms eval` fell under a --min-* bar
+    OUTPUT = 10  # results could not be written (stdout closed, or a full device)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -76,6 +77,10 @@ class MismatchError(MmsError):
 
 class QualityBarError(MmsError):
     status = ExitStatus.QUALITY
+
+
+class OutputError(MmsError):
+    status = ExitStatus.OUTPUT
 
 
 class MediaError(MmsError):

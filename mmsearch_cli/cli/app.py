@@ -6,9 +6,11 @@ stderr and a documented exit code here, at one edge (``main``).
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,7 +24,7 @@ from mmsearch_cli.cli import (
     commands_serve,
     console,
 )
-from mmsearch_cli.errors import ExitStatus, MmsError, NoResultsError
+from mmsearch_cli.errors import ExitStatus, MmsError, NoResultsError, OutputError
 
 SETTINGS = {
     "name": "mms",
@@ -67,7 +69,50 @@ def _debug_requested(argv: list[str]) -> bool:
 
 def main() -> None:
     """Console-script entry point."""
+    _guard_streams()
     _exit(run(sys.argv[1:]))
+
+
+class _Stdout(io.RawIOBase):
+    """fd 1, where a closed or full output is an ``OutputError`` (one line, exit 10) and a
+    closed pipe stays a ``BrokenPipeError`` (the reader went away: not an error)."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.fd is not None and os.isatty(self.fd)
+
+    def fileno(self) -> int:
+        if self.fd is None:
+            raise OSError(errno.EBADF, "standard output is closed")
+        return self.fd
+
+    def write(self, data: Any) -> int:
+        if self.fd is None:
+            raise OutputError("standard output is closed: the results cannot be written")
+        try:
+            return os.write(self.fd, data)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(f"cannot write the results: {exc.strerror}") from None
+
+
+def _guard_streams() -> None:
+    """Daemons, launchd and some cron set-ups start jobs with stdout or stderr closed, or
+    send output to a full device: a one-line error and exit 10, never a traceback."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (lives as long as we do)
+    old = sys.stdout
+    fd = old.fileno() if old is not None else None
+    sys.stdout = io.TextIOWrapper(
+        io.BufferedWriter(_Stdout(fd)), encoding=getattr(old, "encoding", None) or "utf-8",
+        errors=getattr(old, "errors", None) or "strict", line_buffering=bool(fd and os.isatty(fd)),
+    )  # fmt: skip
 
 
 def run(argv: list[str]) -> int:
@@ -177,6 +222,11 @@ def _exit(status: int) -> None:
         sys.stderr.flush()
     except BrokenPipeError:
         pass
+    except OutputError as exc:  # buffered results that could not be written at the end
+        if status != exc.status:  # not said already by `run`
+            console.err.print(f"mms: error: {exc}", markup=False)
+        status = exc.status
+        sys.stdout = io.TextIOWrapper(io.BufferedWriter(_Stdout(None)))  # nothing left to flush
     if "torch" in sys.modules:
         os._exit(status)  # torch's interpreter teardown costs ~0.9 s (measured here)
     sys.exit(status)

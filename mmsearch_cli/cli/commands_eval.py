@@ -10,7 +10,14 @@ import typer
 
 from mmsearch_cli import api
 from mmsearch_cli.cli import console
-from mmsearch_cli.cli.options import IndexOpt, NoServerOpt, QuietOpt, RerankerOpt, settings
+from mmsearch_cli.cli.options import (
+    IndexOpt,
+    NoServerOpt,
+    QuietOpt,
+    RerankerOpt,
+    check_fraction,
+    settings,
+)
 from mmsearch_cli.errors import UsageError
 from mmsearch_cli.evaluation.report import EvalReport
 from mmsearch_cli.search.rows import dumps
@@ -84,6 +91,9 @@ def eval_cmd(
     """
     if fmt not in ("table", "json"):
         raise UsageError("--format for eval is table or json")
+    for flag, bar in (("--min-ndcg", min_ndcg), ("--min-mrr", min_mrr),
+                      ("--min-recall", min_recall), ("--alpha", alpha)):  # fmt: skip
+        check_fraction(flag, bar)  # NaN passes typer's range check and disables a gate
     conf = settings(index)
     args: dict[str, Any] = {
         "k": k, "first_stage": compare or not rerank, "rerank": compare or rerank,

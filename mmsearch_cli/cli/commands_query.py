@@ -20,6 +20,7 @@ from mmsearch_cli.cli.options import (
     RerankerOpt,
     TopOpt,
     check_format,
+    check_fraction,
     parse_date,
     parse_size,
     parse_types,
@@ -171,6 +172,7 @@ def rerank(
     Example: mms query "red dress" -k 200 --format jsonl | mms rerank "red dress" -k 10
     """
     check_format(fmt)
+    check_fraction("--alpha", alpha)
     if sys.stdin.isatty():
         raise UsageError("mms rerank reads `mms query --format jsonl` results on stdin")
     rows = read_jsonl_rows(sys.stdin.buffer)

@@ -3,6 +3,7 @@ vars), and the parsers that turn their strings into the library's types."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -67,6 +68,13 @@ def parse_types(value: str | None) -> frozenset[str] | None:
             f"unknown type(s) {', '.join(sorted(bad))}; use {', '.join(sorted(FILE_MODALITIES))}"
         )
     return parts
+
+
+def check_fraction(flag: str, value: float | None) -> None:
+    """A weight or a quality bar: a finite number from 0 to 1 (typer's range check lets
+    NaN through, and a NaN bar would never fail)."""
+    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise UsageError(f"{flag} takes a number from 0 to 1, not {value}")
 
 
 def check_format(fmt: str) -> str:

@@ -95,9 +95,13 @@ def load_queries(path: Path, root: Path | None = None) -> list[LabelledQuery]:
         if kind == "text":
             query = Query(text=value)
         else:
-            media = (base / value).resolve()
-            if not media.is_file():
-                raise UsageError(f"{where}: query file not found: {media}")
+            try:  # a NUL byte, a name too long, a symlink loop: the line's fault, exit 2
+                media = (base / value).resolve(strict=True)
+                found = media.is_file()
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise UsageError(f"{where}: cannot use query file {value!r}: {exc}") from None
+            if not found:
+                raise UsageError(f"{where}: query file is not a file: {media}")
             query = Query(media=media)
         relevant = {os.path.abspath(root / p): int(g) for p, g in rel.items() if g > 0}
         out.append(LabelledQuery(obj["id"], kind, query, relevant, n))

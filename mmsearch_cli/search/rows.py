@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -101,25 +102,64 @@ def to_row(hit: Hit) -> Row:
 
 def from_json(obj: object, where: str, rank: int) -> Row:
     """A row read back from ``--format jsonl`` (``mms rerank`` on piped results). Only
-    ``path`` and a numeric ``score`` are required (``rank`` stands in for a missing one);
-    ValueError names what is wrong."""
+    ``path`` (a string) and a finite ``score`` are required (``rank`` stands in for a
+    missing one); every other field read must have its documented type. ValueError
+    names the line and the field."""
     if not isinstance(obj, dict) or "path" not in obj or "score" not in obj:
         raise ValueError(f"{where}: expected a `mms query --format jsonl` row with path and score")
-    try:
-        score = float(obj["score"])
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: score is not a number") from None
+
+    def bad(field: str, what: str) -> ValueError:
+        return ValueError(f"{where}: {field} is not {what}")
+
+    def number(field: str, *, required: bool = False) -> float | None:
+        value = obj.get(field)
+        if value is None and not required:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad(field, "a number")
+        if not math.isfinite(value):
+            raise bad(field, "a finite number")
+        return float(value)
+
+    def text(field: str) -> str:
+        value = obj.get(field)
+        if value is not None and not isinstance(value, str):
+            raise bad(field, "a string")
+        return value or ""
+
+    def count(field: str, default: int) -> int:
+        value = obj.get(field)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad(field, "a whole number")
+        return value
+
+    if not isinstance(obj["path"], str) or not obj["path"]:
+        raise bad("path", "a non-empty string")
+    spaces = obj.get("spaces")
+    if spaces is not None and not isinstance(spaces, dict):
+        raise bad("spaces", "an object")
+    chunk = count("chunk", -1)
+    score = number("score", required=True)
+    assert score is not None
     row = Row(
-        rank=int(obj.get("rank") or rank), score=score, path=str(obj["path"]),
-        modality=str(obj.get("modality") or ""), kind=str(obj.get("kind") or ""),
-        chunk=obj.get("chunk"), t=obj.get("t"), end=obj.get("end"),
-        segments_matched=int(obj.get("segments_matched") or 1), why=str(obj.get("why") or ""),
-        text=str(obj.get("text") or ""), spaces=dict(obj.get("spaces") or {}),
-        size=obj.get("size"), mtime=obj.get("mtime"),
+        rank=count("rank", 0) or rank, score=score, path=obj["path"],
+        modality=text("modality"), kind=text("kind"), chunk=None if chunk < 0 else chunk,
+        t=number("t"), end=number("end"), segments_matched=count("segments_matched", 1) or 1,
+        why=text("why"), text=text("text"), spaces=dict(spaces or {}),
+        size=None if obj.get("size") is None else count("size", 0), mtime=number("mtime"),
     )  # fmt: skip
-    for key in ("path_b64", "rank_before", "first_stage_score", "rerank_score"):
-        if key in obj:
-            row[key] = obj[key]
+    if "path_b64" in obj:
+        if not isinstance(obj["path_b64"], str):
+            raise bad("path_b64", "a string")
+        row["path_b64"] = obj["path_b64"]
+    if "rank_before" in obj:
+        row["rank_before"] = count("rank_before", 0)
+    if "first_stage_score" in obj:
+        row["first_stage_score"] = number("first_stage_score", required=True) or 0.0
+    if "rerank_score" in obj:
+        row["rerank_score"] = number("rerank_score")
     return row
 
 

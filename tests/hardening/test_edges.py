@@ -1,0 +1,119 @@
+"""Every input edge of issue 20 (defects 10-13): each bad option value, closed or full
+standard streams, untrusted piped rows, and unusable query media get one line and a
+documented exit code, never a traceback. Through the real entry point a shell runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(sys.executable).with_name("mms")
+
+# (arguments, env, words in the message): exit 2 each, nothing on stdout.
+BAD_VALUES = {
+    "-k 0": (["query", "x", "-k", "0"], {}, "--top"),
+    "-k abc": (["query", "x", "-k", "abc"], {}, "--top"),
+    "MMS_TOP=0": (["query", "x"], {"MMS_TOP": "0"}, "MMS_TOP"),
+    "--candidates 0": (["query", "x", "--candidates", "0"], {}, "--candidates"),
+    "--format bogus": (["query", "x", "-f", "bogus"], {}, "unknown format"),
+    "--type bogus": (["query", "x", "--type", "bogus"], {}, "unknown type"),
+    "--after not-a-date": (["query", "x", "--after", "soon"], {}, "--after"),
+    "--min-size 5Q": (["query", "x", "--min-size", "5Q"], {}, "--min-size"),
+    "--index is a file": (["query", "x", "--index", "/etc/hostname"], {}, "--index"),
+    "--alpha 2": (["rerank", "x", "--alpha", "2"], {}, "--alpha"),
+    "--alpha nan": (["rerank", "x", "--alpha", "nan"], {}, "--alpha"),
+    "--min-ndcg nan": (["eval", "q.jsonl", "--min-ndcg", "nan"], {}, "--min-ndcg"),
+    "--min-mrr 1.5": (["eval", "q.jsonl", "--min-mrr", "1.5"], {}, "--min-mrr"),
+    "--max-delete 150": (["index", ".", "--max-delete", "150"], {}, "--max-delete"),
+    "--idle-exit soon": (["serve", "--idle-exit", "soon"], {}, "--idle-exit"),
+    "--debounce 0": (["serve", "--debounce", "0"], {}, "--debounce"),
+    "unknown option": (["index", "--bogus"], {}, "--bogus"),
+    "missing argument": (["forget"], {}, "Missing argument"),
+}
+
+
+def mms(
+    *args: str, env: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess[bytes]:
+    kw.setdefault("capture_output", True)
+    full_env = {**os.environ, "MMS_NO_SERVER": "1", **(env or {})}
+    return subprocess.run([str(SCRIPT), *args], env=full_env, timeout=120, check=False,
+                          **kw)  # type: ignore[call-overload]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VALUES))
+def test_every_bad_option_value_is_a_usage_error(case: str, tmp_path: Path) -> None:
+    args, env, words = BAD_VALUES[case]
+    res = mms(*args, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    err = res.stderr.decode()
+    assert res.returncode == 2, err
+    assert res.stdout == b"" and len(err.splitlines()) == 1 and words in err
+    assert "Traceback" not in err and "internal error" not in err
+
+
+def test_closed_and_full_standard_streams(sample_index: tuple[Path, Path]) -> None:
+    _, index = sample_index
+    query = ["query", "a hammer", "--index", str(index)]
+    closed = mms(*query, stdout=None, stderr=subprocess.PIPE, capture_output=False,
+                 preexec_fn=lambda: os.close(1))  # fmt: skip
+    assert closed.returncode == 10
+    assert closed.stderr.decode().strip() == (
+        "mms: error: standard output is closed: the results cannot be written"
+    )
+    with open("/dev/full", "wb") as full:
+        res = mms(*query, "-f", "jsonl", stdout=full, stderr=subprocess.PIPE, capture_output=False)
+    assert res.returncode == 10 and b"No space left on device" in res.stderr
+    assert res.stderr.count(b"\n") == 1
+    quiet = mms(*query, stdout=subprocess.PIPE, stderr=None, capture_output=False,
+                preexec_fn=lambda: os.close(2))  # fmt: skip
+    assert quiet.returncode == 0 and b"hammer" in quiet.stdout
+    info = mms("info", "--index", str(index), stdout=None, capture_output=False,
+               stderr=subprocess.PIPE, preexec_fn=lambda: os.close(1))  # fmt: skip
+    assert info.returncode == 10 and b"Traceback" not in info.stderr
+
+
+ROWS = {
+    "path a number": ({"path": 5, "score": 1}, "path is not a non-empty string"),
+    "path null": ({"path": None, "score": 1}, "path is not a non-empty string"),
+    "score NaN": ({"path": "/a", "score": float("nan")}, "score is not a finite number"),
+    "score infinite": ({"path": "/a", "score": float("inf")}, "score is not a finite number"),
+    "t not a number": ({"path": "/a", "score": 1, "t": "abc"}, "t is not a number"),
+    "modality a number": ({"path": "/a", "score": 1, "modality": 3}, "modality is not a string"),
+    "spaces a list": ({"path": "/a", "score": 1, "spaces": [1]}, "spaces is not an object"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ROWS))
+@pytest.mark.parametrize("fmt", ["table", "tsv", "paths"])
+def test_rerank_validates_every_piped_field(case: str, fmt: str) -> None:
+    row, words = ROWS[case]
+    good = {"path": "/x/ok.txt", "score": 0.5, "modality": "text"}
+    stdin = (json.dumps(good) + "\n" + json.dumps(row) + "\n").encode()
+    res = mms("rerank", "x", "-f", fmt, input=stdin)
+    err = res.stderr.decode()
+    assert res.returncode == 2 and f"stdin line 2: {words}" in err, err
+    assert res.stdout == b"" and "Traceback" not in err
+
+
+def test_a_row_without_modality_renders_in_every_format(tmp_path: Path) -> None:
+    stdin = json.dumps({"path": "/x/a.txt", "score": 0.5}).encode() + b"\n"
+    for fmt in ("table", "tsv", "paths", "json"):
+        res = mms("rerank", "x", "-f", fmt, "--reranker", str(tmp_path / "none"), input=stdin)
+        assert res.returncode in (0, 7), res.stderr  # 7: that reranker folder does not exist
+        assert b"Traceback" not in res.stderr and b"KeyError" not in res.stderr
+
+
+@pytest.mark.parametrize("media", ["bad\u0000name.jpg", "x" * 5000 + ".jpg", "loop.jpg"])
+def test_unusable_query_media_in_eval_is_a_usage_error(media: str, tmp_path: Path) -> None:
+    (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(json.dumps({"id": "q1", "image": media, "relevant": {"a.jpg": 2}}) + "\n")
+    res = mms("eval", str(queries), "--index", str(tmp_path / "idx"))
+    err = res.stderr.decode()
+    assert res.returncode == 2 and "q.jsonl:1" in err and len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
