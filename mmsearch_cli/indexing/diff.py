@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import TYPE_CHECKING
+import stat
+from typing import TYPE_CHECKING, BinaryIO
 
+from mmsearch_cli.errors import MediaError
 from mmsearch_cli.indexing.guard import held_back
 from mmsearch_cli.indexing.scan import FoundFile, under_roots
 from mmsearch_cli.store.index import IndexWriter
@@ -26,13 +28,26 @@ WHOLE_LIMIT = 1 << 20
 SAMPLE = 256 << 10
 
 
-def content_hash(path: str) -> str:
+def open_regular(path: str) -> BinaryIO:
+    """Open a file for reading only if it is a regular file: a path that became a FIFO
+    (whose open would block forever, holding the index lock) or a device such as
+    /dev/zero (endless) since the scan is refused."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise MediaError("not a regular file (a FIFO, device or socket)")
+    return os.fdopen(fd, "rb")
+
+
+def content_hash(path: str, size: int | None = None) -> str:
+    """The content fingerprint of the first ``size`` bytes (the size the scan saw: a file
+    still growing is not read without bound)."""
     digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
+    with open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size if size is None else size
         digest.update(size.to_bytes(8, "little"))
         if size <= WHOLE_LIMIT:
-            digest.update(fh.read())
+            digest.update(fh.read(size))
         else:
             for offset in (0, size // 2 - SAMPLE // 2, size - SAMPLE):
                 fh.seek(offset)
@@ -77,8 +92,8 @@ def diff_files(
     for found, why in todo:
         if why == "added" and by_key:
             try:
-                digest = content_hash(found.path)
-            except OSError:
+                digest = content_hash(found.path, found.size)
+            except (OSError, MediaError):
                 digest = ""
             old = by_key.pop((found.size, digest), None)
             if old is not None:

@@ -88,6 +88,9 @@ def embed_all(
         if progress:
             progress(n - 1, total, found.path)
         record, segments, vectors = _embed_file(writer, found, live, settings)
+        if record.status == CHANGED:
+            summary.changed += 1  # neither indexed nor failed: its old record (if any) stays
+            continue
         if record.status == "failed" and not os.path.lexists(found.path):
             summary.vanished += 1  # deleted while we worked: forget it, it is not a failure
             writer.drop_file(found.path)
@@ -139,11 +142,14 @@ def _embed_file(
         indexed_at=time.time(),
     )
     try:
-        record.hash = content_hash(found.path)
+        record.hash = content_hash(found.path, found.size)
         meta, items = decode(found.path, found.modality, settings)
         if not items:
             raise MediaError("nothing to index in this file")
         embedded = embed_items(items, live)
+        if _signature(found.path) != (found.size, found.mtime_ns):
+            record.status = CHANGED  # read while being written: the next run takes it whole
+            return record, [], {}
     except MediaError as exc:
         record.status, record.error = "failed", _one_line(exc.message)
         return record, [], {}
@@ -183,6 +189,17 @@ def _embed_file(
         )
     record.segments = ids
     return record, segments, vectors
+
+
+CHANGED = "changed while reading"
+
+
+def _signature(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def _one_line(message: str) -> str:

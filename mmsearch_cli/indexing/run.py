@@ -41,6 +41,7 @@ class IndexSummary:
     moved: int = 0
     failed: int = 0
     vanished: int = 0  # deleted between the scan and their turn: not indexed, not failed
+    changed: int = 0  # changed while being read: left for the next run, not failed
     resumed: int = 0  # files recovered from the journal of an interrupted run
     segments: int = 0  # segments embedded in this run
     seconds: float = 0.0
@@ -59,6 +60,7 @@ class IndexSummary:
             "moved": self.moved,
             "failed": self.failed,
             "vanished": self.vanished,
+            "changed_while_reading": self.changed,
             "resumed": self.resumed,
             "segments_embedded": self.segments,
             "embedded_by_modality": dict(self.by_modality),

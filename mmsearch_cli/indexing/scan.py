@@ -80,6 +80,10 @@ class _Walker:
             st = self._classify(path, entry)
             if st is not None and stat.S_ISREG(st.st_mode):
                 self.consider(path, st)
+            elif st is not None and not stat.S_ISDIR(st.st_mode):
+                kind = ("FIFO" if stat.S_ISFIFO(st.st_mode) else "socket"
+                        if stat.S_ISSOCK(st.st_mode) else "device")  # fmt: skip
+                self.result.problems[path] = f"not a regular file (a {kind}): skipped"
 
     def _entries(self, directory: str) -> list[os.DirEntry[str]]:
         """The folder's entries, or [] if it was seen, is skipped or cannot be read."""
