@@ -28,6 +28,15 @@ EXTENSIONS: dict[str, FileModality] = {
 }
 
 
+def file_signature(path: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, or None if it cannot be stat-ed: what says it changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def modality_of(path: str | Path) -> FileModality | None:
     """What a file is, by its extension (None: not indexed)."""
     return EXTENSIONS.get(os.path.splitext(str(path))[1].lower())

@@ -21,7 +21,7 @@ from mmsearch_cli.embedders.spaces import LiveSpace
 from mmsearch_cli.errors import MediaError
 from mmsearch_cli.indexing.diff import content_hash
 from mmsearch_cli.indexing.scan import FoundFile
-from mmsearch_cli.items import MediaItem
+from mmsearch_cli.items import MediaItem, file_signature
 from mmsearch_cli.search.explain import surrogate
 from mmsearch_cli.store.index import IndexWriter
 from mmsearch_cli.store.journal import Batch
@@ -147,7 +147,7 @@ def _embed_file(
         if not items:
             raise MediaError("nothing to index in this file")
         embedded = embed_items(items, live)
-        if _signature(found.path) != (found.size, found.mtime_ns):
+        if file_signature(found.path) != (found.size, found.mtime_ns):
             record.status = CHANGED  # read while being written: the next run takes it whole
             return record, [], {}
     except MediaError as exc:
@@ -192,14 +192,6 @@ def _embed_file(
 
 
 CHANGED = "changed while reading"
-
-
-def _signature(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
 
 
 def _one_line(message: str) -> str:

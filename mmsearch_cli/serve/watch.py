@@ -32,6 +32,7 @@ from watchdog.observers import Observer
 from mmsearch_cli import api
 from mmsearch_cli.config import Settings
 from mmsearch_cli.errors import LockBusyError, MmsError
+from mmsearch_cli.items import file_signature
 
 # Editors' and browsers' files in progress: never indexed under these names; the final
 # name arrives as a move (or create) of its own once the writer is done.
@@ -127,7 +128,7 @@ class Watcher:
             return
         with self.cond:
             self.last_event = time.monotonic()
-            self.pending[path] = (self.last_event, _signature(path))
+            self.pending[path] = (self.last_event, file_signature(path))
             self.cond.notify_all()
 
     def _ignored(self, path: str) -> bool:
@@ -148,7 +149,7 @@ class Watcher:
         for path, (seen, sig) in list(self.pending.items()):
             if now - seen < self.debounce:
                 continue
-            current = _signature(path)
+            current = file_signature(path)
             if current != sig:
                 self.pending[path] = (now, current)  # still being written
                 continue
@@ -186,7 +187,7 @@ class Watcher:
             self.note(f"watch: the index is busy; {len(paths)} path(s) retried later")
             with self.cond:
                 for path in paths:
-                    self.pending.setdefault(path, (time.monotonic(), _signature(path)))
+                    self.pending.setdefault(path, (time.monotonic(), file_signature(path)))
             return
         except MmsError as exc:
             self.note(f"watch: batch of {len(paths)} path(s) failed: {exc}")
@@ -221,14 +222,6 @@ class _Handler(FileSystemEventHandler):
         self.watcher.saw(os.fsdecode(event.src_path))
         if getattr(event, "dest_path", ""):
             self.watcher.saw(os.fsdecode(event.dest_path))
-
-
-def _signature(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
 
 
 def collapse(paths: list[str]) -> list[str]:
