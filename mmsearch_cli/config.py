@@ -30,6 +30,9 @@ class Limits:
 
     max_image_pixels: int = 89_478_485  # Pillow's own default bomb limit (~9459 x 9459)
     max_text_bytes: int = 20 * 1024 * 1024  # read at most this much of a text file
+    # ... and embed at most this many chunks of it (~160 words each, ~1 MB of prose): each
+    # is one MiniLM run, and a text without end must not hold a cron run for an hour
+    max_text_chunks: int = 2000
     max_file_seconds: float = 600.0  # audio/video longer than this is indexed up to here
     video_min_interval: float = 1.0  # seconds between keyframes, at least
     video_max_interval: float = 10.0  # a keyframe at least this often, even without cuts

@@ -165,6 +165,8 @@ def _print_info(data: dict[str, Any]) -> None:
         + ("   (mms info --failed lists them)" if data["failed"] else "")
         + "\n"
     )
+    if data.get("partial"):
+        out(f"partial    {data['partial']} texts indexed up to max_text_chunks (see README)\n")
     out("spaces\n")
     for s in data["spaces"]:
         models = ", ".join(f"{m}: {e}" for m, e in s["encoders"].items())

@@ -39,9 +39,11 @@ def decode(path: str, modality: str, settings: Settings) -> tuple[dict[str, Any]
 def _decode_text(path: Path, limits: Limits) -> tuple[dict[str, Any], list[MediaItem]]:
     text, encoding = read_text(path, max_bytes=limits.max_text_bytes)
     title = title_of(text, os.path.splitext(path.name)[0].replace("_", " "))
-    chunks = chunk_text(text)
+    chunks = chunk_text(text, max_chunks=limits.max_text_chunks + 1)
     if not chunks:
         raise MediaError("empty text file")
+    partial = len(chunks) > limits.max_text_chunks
+    chunks = chunks[: limits.max_text_chunks]
     items = [
         # The title gives every chunk its document's context ("Hand tools: …").
         MediaItem(
@@ -53,4 +55,8 @@ def _decode_text(path: Path, limits: Limits) -> tuple[dict[str, Any], list[Media
         )
         for c in chunks
     ]
-    return {"title": title, "encoding": encoding, "chunks": len(chunks)}, items
+    meta: dict[str, Any] = {"title": title, "encoding": encoding, "chunks": len(chunks)}
+    if partial:
+        meta["partial"] = (f"indexed the first {len(chunks)} chunks "
+                           "(limit max_text_chunks; the rest is not searchable)")  # fmt: skip
+    return meta, items

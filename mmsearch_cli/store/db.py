@@ -288,7 +288,11 @@ def counts(con: sqlite3.Connection) -> dict[str, Any]:
     )
     failed = con.execute("SELECT COUNT(*) FROM files WHERE status != 'ok'").fetchone()[0]
     segs = con.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
-    return {"by_modality": by_modality, "failed": failed, "segments": segs}
+    partial = con.execute(
+        "SELECT COUNT(*) FROM files "
+        "WHERE status = 'ok' AND json_extract(meta, '$.partial') IS NOT NULL"
+    ).fetchone()[0]
+    return {"by_modality": by_modality, "failed": failed, "segments": segs, "partial": partial}
 
 
 def failed_files(con: sqlite3.Connection) -> list[tuple[str, str]]:

@@ -49,6 +49,7 @@ def index_info(index_dir: Path) -> dict[str, Any]:
         "files_by_modality": counts["by_modality"],
         "segments": counts["segments"],
         "failed": counts["failed"],
+        "partial": counts["partial"],  # indexed up to a work limit (max_text_chunks)
         "failed_files": [{"path": path, "error": error} for path, error in failed],
         "bytes_on_disk": _disk_usage(index_dir),
         "spaces": [
