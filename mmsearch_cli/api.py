@@ -21,7 +21,7 @@ from mmsearch_cli.config import Settings, load_settings
 from mmsearch_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from mmsearch_cli.evaluation.run import Evaluation
+    from mmsearch_cli.evaluation.report import EvalReport
     from mmsearch_cli.indexing.run import IndexSummary
     from mmsearch_cli.search.query import Query
     from mmsearch_cli.search.rows import Hit, Row
@@ -155,21 +155,24 @@ def evaluate(
     queries: PathLike, *, index_dir: PathLike | None = None, settings: Settings | None = None,
     root: PathLike | None = None, k: int = 10, first_stage: bool = True, rerank: bool = False,
     reranker: str | None = None, alpha: float | None = None, space: str | None = None,
-    reader: IndexReader | None = None,
-) -> Evaluation:  # fmt: skip
+    per_query: bool = True, reader: IndexReader | None = None,
+) -> EvalReport:  # fmt: skip
     """Recall, MRR, nDCG, mAP and latency on labelled queries (README, "Evaluation query
-    format"), of every space fused or of one ``space``. ``Evaluation.report()`` is what
-    ``mms eval`` shows; its ``check_bars`` turns a missed bar into exit 9."""
+    format"), of every space fused or of one ``space``; ``check_bars`` on the result turns
+    a missed bar into exit 9. The file is read twice, a line at a time: every line is
+    checked before the first query runs, and no query is held longer than it is run."""
     from mmsearch_cli.evaluation.run import evaluate as run_evaluation
-    from mmsearch_cli.evaluation.run import load_queries
+    from mmsearch_cli.evaluation.run import iter_queries
     from mmsearch_cli.store.index import IndexReader
 
     conf = _settings(index_dir, settings)
-    labelled = load_queries(Path(queries), Path(root) if root is not None else None)
+    path, base = Path(queries), Path(root) if root is not None else None
+    for _ in iter_queries(path, base):
+        pass
     snapshot = reader if reader is not None else IndexReader.open(conf.index_dir)
     return run_evaluation(
-        snapshot, labelled, conf, k=k, first_stage=first_stage,
-        rerank=rerank, reranker=reranker, alpha=alpha, space=space,
+        snapshot, iter_queries(path, base), conf, k=k, first_stage=first_stage,
+        rerank=rerank, reranker=reranker, alpha=alpha, space=space, per_query=per_query,
     )  # fmt: skip
 
 

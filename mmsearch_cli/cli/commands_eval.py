@@ -101,12 +101,13 @@ def eval_cmd(
     }  # fmt: skip
     served = None
     if not no_server and queries.is_file():  # else the in-process path says what is wrong
-        where = {"queries": str(queries.resolve()), "root": str(root.resolve()) if root else None}
+        where = {"queries": str(queries.resolve()), "root": str(root.resolve()) if root else None,
+                 "per_query": per_query}  # fmt: skip
         served = client.call(conf.index_dir, "eval", {**args, **where})
     result = (
         EvalReport.from_wire(served)
         if served is not None
-        else api.evaluate(queries, settings=conf, root=root, **args).report()
+        else api.evaluate(queries, settings=conf, root=root, per_query=per_query, **args)
     )
     _show(result, fmt, per_query)
     result.check_bars(min_ndcg=min_ndcg, min_mrr=min_mrr, min_recall=min_recall)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,55 +60,78 @@ class Report:
 
 
 def load_queries(path: Path, root: Path | None = None) -> list[LabelledQuery]:
+    return list(iter_queries(path, root))
+
+
+def iter_queries(path: Path, root: Path | None = None) -> Iterator[LabelledQuery]:
+    """The queries of a JSONL file, one line at a time (a million-line file is never held
+    whole); a bad line is a ``UsageError`` naming it."""
     base = path.resolve().parent
     root = (root or base).resolve()
-    out: list[LabelledQuery] = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        fh = path.open(encoding="utf-8")
+    except OSError as exc:
         raise UsageError(f"cannot read query file {path}: {exc}") from None
-    seen: set[str] = set()
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{where}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-            raise UsageError(f"{where}: each line must be an object with a string 'id'")
-        fields = [f for f in QUERY_FIELDS if f in obj]
-        if len(fields) != 1:
-            raise UsageError(f"{where}: needs exactly one of {', '.join(QUERY_FIELDS)}")
-        rel = obj.get("relevant")
-        if not isinstance(rel, dict) or not all(
-            isinstance(g, int) and g in (0, 1, 2) for g in rel.values()
-        ):
-            raise UsageError(f"{where}: 'relevant' must map paths to grades 0, 1 or 2")
-        if obj["id"] in seen:
-            raise UsageError(f"{where}: duplicate id {obj['id']!r}")
-        seen.add(obj["id"])
-        kind = fields[0]
-        value = obj[kind]
-        if not isinstance(value, str) or not value.strip():
-            raise UsageError(f"{where}: '{kind}' must be a non-empty string")
-        if kind == "text":
-            query = Query(text=value)
-        else:
-            try:  # a NUL byte, a name too long, a symlink loop: the line's fault, exit 2
-                media = (base / value).resolve(strict=True)
-                found = media.is_file()
-            except (OSError, ValueError, RuntimeError) as exc:
-                raise UsageError(f"{where}: cannot use query file {value!r}: {exc}") from None
-            if not found:
-                raise UsageError(f"{where}: query file is not a file: {media}")
-            query = Query(media=media)
-        relevant = {os.path.abspath(root / p): int(g) for p, g in rel.items() if g > 0}
-        out.append(LabelledQuery(obj["id"], kind, query, relevant, n))
-    if not out:
+    seen: set[int] = set()  # hashes of the ids: duplicates caught in bounded memory
+    found = 0
+    with fh:
+        for n, line in _lines(fh, path):
+            lq = _parse_line(line, n, path, base, root, seen)
+            if lq is not None:
+                found += 1
+                yield lq
+    if not found:
         raise UsageError(f"{path}: no queries")
-    return out
+
+
+def _lines(fh: Any, path: Path) -> Iterator[tuple[int, str]]:
+    try:
+        yield from enumerate(fh, start=1)
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read query file {path}: {exc}") from None
+
+
+def _parse_line(
+    line: str, n: int, path: Path, base: Path, root: Path, seen: set[int]
+) -> LabelledQuery | None:
+    if not line.strip():
+        return None
+    where = f"{path}:{n}"
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+        raise UsageError(f"{where}: each line must be an object with a string 'id'")
+    fields = [f for f in QUERY_FIELDS if f in obj]
+    if len(fields) != 1:
+        raise UsageError(f"{where}: needs exactly one of {', '.join(QUERY_FIELDS)}")
+    rel = obj.get("relevant")
+    if not isinstance(rel, dict) or not all(
+        isinstance(g, int) and g in (0, 1, 2) for g in rel.values()
+    ):
+        raise UsageError(f"{where}: 'relevant' must map paths to grades 0, 1 or 2")
+    key = hash(obj["id"])
+    if key in seen:
+        raise UsageError(f"{where}: duplicate id {obj['id']!r}")
+    seen.add(key)
+    kind = fields[0]
+    value = obj[kind]
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"{where}: '{kind}' must be a non-empty string")
+    if kind == "text":
+        query = Query(text=value)
+    else:
+        try:  # a NUL byte, a name too long, a symlink loop: the line's fault, exit 2
+            media = (base / value).resolve(strict=True)
+            found = media.is_file()
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise UsageError(f"{where}: cannot use query file {value!r}: {exc}") from None
+        if not found:
+            raise UsageError(f"{where}: query file is not a file: {media}")
+        query = Query(media=media)
+    relevant = {os.path.abspath(root / p): int(g) for p, g in rel.items() if g > 0}
+    return LabelledQuery(obj["id"], kind, query, relevant, n)
 
 
 def run_queries(
@@ -118,18 +142,25 @@ def run_queries(
     **options: Any,
 ) -> list[QueryOutcome]:
     """Search each query (``options``: further ``SearchOptions`` fields, for sweeps)."""
-    outcomes = []
-    for lq in queries:
-        opts = SearchOptions(k=POOL, pool=POOL, **options)
-        started = time.perf_counter()
-        rows = [to_row(h) for h in search(reader, lq.query, settings, opts)]
-        if transform is not None:
-            rows = transform(lq, rows)
-        seconds = time.perf_counter() - started
-        ranked = [r["path"] for r in rows]
-        first = next((i for i, p in enumerate(ranked, 1) if lq.relevant.get(p, 0) >= 1), None)
-        outcomes.append(QueryOutcome(lq, ranked, seconds, first))
-    return outcomes
+    return [run_one(reader, lq, settings, transform, **options) for lq in queries]
+
+
+def run_one(
+    reader: IndexReader,
+    lq: LabelledQuery,
+    settings: Settings,
+    transform: Callable[[LabelledQuery, list[Row]], list[Row]] | None = None,
+    **options: Any,
+) -> QueryOutcome:
+    opts = SearchOptions(k=POOL, pool=POOL, **options)
+    started = time.perf_counter()
+    rows = [to_row(h) for h in search(reader, lq.query, settings, opts)]
+    if transform is not None:
+        rows = transform(lq, rows)
+    seconds = time.perf_counter() - started
+    ranked = [r["path"] for r in rows]
+    first = next((i for i, p in enumerate(ranked, 1) if lq.relevant.get(p, 0) >= 1), None)
+    return QueryOutcome(lq, ranked, seconds, first)
 
 
 def _metrics(ranked: list[str], relevant: dict[str, int], k: int) -> dict[str, float]:
@@ -146,61 +177,64 @@ def _metrics(ranked: list[str], relevant: dict[str, int], k: int) -> dict[str, f
     }
 
 
-def summarise(outcomes: list[QueryOutcome], indexed: set[str], k: int) -> dict[str, Any]:
-    """Overall, per query modality, per target modality and per pair ("text->image"): for
-    a target modality, both the results and the labels keep only files of that modality."""
-    groups: dict[str, list[dict[str, float]]] = {}
-    latency: dict[str, list[float]] = {}
-    answerable = 0
-    for o in outcomes:
-        rel = {p: g for p, g in o.query.relevant.items() if p in indexed}
-        if not metrics.is_answerable(rel, indexed):
-            continue
-        answerable += 1
-        row = _metrics(o.ranked, rel, k)
-        for key in ("all", f"query:{o.query.modality}"):
-            groups.setdefault(key, []).append(row)
-            latency.setdefault(key, []).append(o.seconds)
+class Tally:
+    """Running figures of one system: per group, the sums of each metric and the
+    latencies, so a million queries cost their latencies, not their result lists."""
+
+    def __init__(self, indexed: set[str], k: int) -> None:
+        self.indexed, self.k = indexed, k
+        self.queries = self.answerable = 0
+        self.sums: dict[str, dict[str, float]] = {}
+        self.counts: dict[str, int] = {}
+        self.latency: dict[str, array[float]] = {}
+
+    def add(self, o: QueryOutcome) -> None:
+        """Overall, per query modality, per target modality and per pair ("text->image"):
+        for a target modality, both the results and the labels keep only its files."""
+        self.queries += 1
+        rel = {p: g for p, g in o.query.relevant.items() if p in self.indexed}
+        if not metrics.is_answerable(rel, self.indexed):
+            return
+        self.answerable += 1
+        self._count(("all", f"query:{o.query.modality}"), _metrics(o.ranked, rel, self.k), o)
         for target in ("text", "image", "audio", "video"):
             sub_rel = {p: g for p, g in rel.items() if modality_of(p) == target}
-            if not metrics.is_answerable(sub_rel, indexed):
+            if not metrics.is_answerable(sub_rel, self.indexed):
                 continue
             sub_ranked = [p for p in o.ranked if modality_of(p) == target]
-            row = _metrics(sub_ranked, sub_rel, k)
-            for key in (f"target:{target}", f"{o.query.modality}->{target}"):
-                groups.setdefault(key, []).append(row)
-                latency.setdefault(key, []).append(o.seconds)
-    table: dict[str, Any] = {}
-    for key, rows in groups.items():
-        summary = metrics.summarise(rows)
-        summary["queries"] = len(rows)
-        summary["p50_ms"] = metrics.percentile(latency[key], 50) * 1000
-        summary["p95_ms"] = metrics.percentile(latency[key], 95) * 1000
-        table[key] = summary
-    return {"queries": len(outcomes), "answerable": answerable, "groups": table}
+            keys = (f"target:{target}", f"{o.query.modality}->{target}")
+            self._count(keys, _metrics(sub_ranked, sub_rel, self.k), o)
+
+    def _count(self, keys: tuple[str, ...], row: dict[str, float], o: QueryOutcome) -> None:
+        for key in keys:
+            sums = self.sums.setdefault(key, {})
+            for name, value in row.items():
+                sums[name] = sums.get(name, 0.0) + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+            self.latency.setdefault(key, array("d")).append(o.seconds)
+
+    def summary(self) -> dict[str, Any]:
+        table: dict[str, Any] = {}
+        for key, sums in self.sums.items():
+            n = self.counts[key]
+            summary: dict[str, Any] = {name: total / n for name, total in sums.items()}
+            summary["queries"] = n
+            summary["p50_ms"] = metrics.percentile(self.latency[key], 50) * 1000
+            summary["p95_ms"] = metrics.percentile(self.latency[key], 95) * 1000
+            table[key] = summary
+        return {"queries": self.queries, "answerable": self.answerable, "groups": table}
 
 
-@dataclass
-class Evaluation:
-    """What ``evaluate`` measured: per system (first stage, reranked) the outcome of every
-    query and its summary; ``report()`` is what ``mms eval`` shows."""
-
-    k: int
-    queries: list[LabelledQuery]
-    outcomes: dict[str, list[QueryOutcome]]
-    summaries: dict[str, dict[str, Any]]
-
-    def report(self) -> EvalReport:
-        per_query = {name: per_query_rows(out) for name, out in self.outcomes.items()}
-        return EvalReport(self.k, len(self.queries), self.summaries, per_query)
-
-    def check_bars(self, **bars: float | None) -> None:
-        self.report().check_bars(**bars)
+def summarise(outcomes: Iterable[QueryOutcome], indexed: set[str], k: int) -> dict[str, Any]:
+    tally = Tally(indexed, k)
+    for o in outcomes:
+        tally.add(o)
+    return tally.summary()
 
 
 def evaluate(
     reader: IndexReader,
-    queries: list[LabelledQuery],
+    queries: Iterable[LabelledQuery],
     settings: Settings,
     *,
     k: int = 10,
@@ -209,10 +243,12 @@ def evaluate(
     reranker: str | None = None,
     alpha: float | None = None,
     space: str | None = None,
-) -> Evaluation:
-    """Run the first stage and/or the reranked system over ``queries`` (``space``: one
-    space alone, e.g. "lexical"); the cross-encoder reads text queries only, so media
-    queries keep their first-stage order."""
+    per_query: bool = True,
+) -> EvalReport:
+    """Run the first stage and/or the reranked system over ``queries``, one query at a
+    time (``space``: one space alone, e.g. "lexical"); the cross-encoder reads text
+    queries only, so media queries keep their first-stage order. Memory grows with the
+    queries only for ``per_query`` rows."""
     from mmsearch_cli.rerank.stage import rerank_rows
 
     def second_stage(lq: LabelledQuery, rows: list[Row]) -> list[Row]:
@@ -220,15 +256,24 @@ def evaluate(
             return rows
         return rerank_rows(lq.query.text, rows, settings, spec=reranker, alpha=alpha)
 
-    indexed = reader.ok_paths()
-    outcomes: dict[str, list[QueryOutcome]] = {}
+    systems: dict[str, Callable[[LabelledQuery, list[Row]], list[Row]] | None] = {}
     if first_stage:
-        outcomes["first-stage"] = run_queries(reader, queries, settings, space=space)
+        systems["first-stage"] = None
     if rerank:
-        label = "rerank" if alpha is None else f"rerank(a={alpha:g})"
-        outcomes[label] = run_queries(reader, queries, settings, second_stage, space=space)
-    summaries = {name: summarise(out, indexed, k) for name, out in outcomes.items()}
-    return Evaluation(k, queries, outcomes, summaries)
+        systems["rerank" if alpha is None else f"rerank(a={alpha:g})"] = second_stage
+    indexed = reader.ok_paths()
+    tallies = {name: Tally(indexed, k) for name in systems}
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in systems} if per_query else {}
+    count = 0
+    for lq in queries:
+        count += 1
+        for name, transform in systems.items():
+            outcome = run_one(reader, lq, settings, transform, space=space)
+            tallies[name].add(outcome)
+            if per_query:
+                rows[name] += per_query_rows([outcome])
+    summaries = {name: tally.summary() for name, tally in tallies.items()}
+    return EvalReport(k, count, summaries, rows)
 
 
 def per_query_rows(outcomes: list[QueryOutcome]) -> list[dict[str, Any]]:

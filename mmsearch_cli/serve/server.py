@@ -249,9 +249,9 @@ class Server:
             args["queries"], settings=self.settings, root=args.get("root"), k=args.get("k", 10),
             first_stage=args.get("first_stage", True), rerank=args.get("rerank", False),
             reranker=args.get("reranker"), alpha=args.get("alpha"), space=args.get("space"),
-            reader=self.reader,
+            per_query=bool(args.get("per_query", True)), reader=self.reader,
         )  # fmt: skip
-        return result.report().wire()
+        return result.wire()
 
     def status(self) -> dict[str, Any]:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux

@@ -39,3 +39,20 @@ def test_a_text_past_the_chunk_budget_is_indexed_in_part(tmp_path: Path) -> None
     assert data["partial"] == 1 and data["segments"] == 50 + 1
     table = invoke("info", "--index", index)
     assert "partial    1 texts indexed up to max_text_chunks" in table.text
+
+
+def test_a_long_query_file_is_read_a_line_at_a_time(tmp_path: Path) -> None:
+    """Issue 20, defect 9: a million-line query file took ~1 GB just to parse."""
+    from mmsearch_cli.evaluation.run import iter_queries
+
+    queries = tmp_path / "q.jsonl"
+    line = '{{"id": "q{}", "text": "a hammer", "relevant": {{"images/tools/hammer1.webp": 2}}}}\n'
+    with queries.open("w") as fh:
+        for i in range(100_000):
+            fh.write(line.format(i))
+    tracemalloc.start()
+    count = sum(1 for _ in iter_queries(queries))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert count == 100_000
+    assert peak < 12_000_000, peak  # the ids' hashes (~4 MB), not the queries (~270 MB)
