@@ -73,13 +73,19 @@ def load_image(path: Path, *, max_pixels: int, work_size: int = WORK_SIZE) -> Im
         raise MediaError("not a readable image (unknown or damaged format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MediaError(f"cannot decode image: {exc}") from None
+    # Shrink first, in the decoded mode: rotating and converting then touch a 1024 px
+    # copy, not three full-size ones (a 36 Mpx RGBA PNG peaked at 464 MiB that way).
+    try:
+        img.thumbnail((work_size, work_size), Image.Resampling.BILINEAR)
+    except (ValueError, OSError):  # a mode resize does not take: convert, then shrink
+        img = _to_rgb(img)
+        img.thumbnail((work_size, work_size), Image.Resampling.BILINEAR)
     try:
         img = ImageOps.exif_transpose(img) or img
     except (OSError, ValueError, TypeError):
         pass  # a broken EXIF block should not cost the picture
     if img.mode != "RGB":
         img = _to_rgb(img)
-    img.thumbnail((work_size, work_size), Image.Resampling.BILINEAR)
     return img
 
 
