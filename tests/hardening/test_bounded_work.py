@@ -1,5 +1,6 @@
-"""Work and memory bounded per input (issue 20, defects 6, 8, 9). Big texts: chunking is linear in
-memory, and a text past the chunk budget is indexed in part, with a note in `mms info`."""
+"""Work and memory bounded per input (issue 20, defects 6, 8, 9): chunking is linear in
+memory, a text past the chunk budget is indexed in part (noted in `mms info`), a query
+file is read a line at a time, a big picture is shrunk before it is converted."""
 
 from __future__ import annotations
 
