@@ -12,6 +12,12 @@ from pathlib import Path
 from mmsearch_cli.decoders.text import chunk_text
 from tests.conftest import invoke
 
+# A child's own peak: VmHWM belongs to its memory map, which exec makes anew; ru_maxrss
+# would start from the parent's (this test process, with its models loaded).
+PEAK_KIB = (
+    "next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmHWM'))"
+)
+
 
 def test_chunking_a_text_without_blank_lines_is_linear_in_memory() -> None:
     text = ("word " * 7 + "end. ") * 500_000  # 20 MB, one paragraph
@@ -79,13 +85,40 @@ def test_a_big_rotated_rgba_picture_is_shrunk_before_it_is_converted(tmp_path: P
     picture.save(path, exif=exif.tobytes())
     del pixels, picture
     code = (
-        "import resource, sys; from pathlib import Path; "
+        "from pathlib import Path; "
         "from mmsearch_cli.decoders.image import load_image; "
         f"img = load_image(Path({str(path)!r}), max_pixels=89_478_485); "
-        "print(img.size, img.mode, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        f"print(img.size, img.mode, {PEAK_KIB})"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()  # fmt: skip
     assert out[:3] == ["(1024,", "1024)", "RGB"]
     decoded_mib = 8000 * 8000 * 4 / 2**20
     assert int(out[3]) / 1024 < 2.6 * decoded_mib  # 3.3x before
+
+
+def test_a_zero_padded_mp3_is_read_no_further_than_its_audio_needs(tmp_path: Path) -> None:
+    """Issue 20, defect 7: a preallocated download (a real mp3, then 300 MB of zeros) cost
+    about its size in memory while FFmpeg hunted for frames (1 GB of padding: 0.9 GB)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import SAMPLE
+
+    padded = tmp_path / "partial.mp3"
+    padded.write_bytes((SAMPLE / "audio" / "animals" / "cat.mp3").read_bytes())
+    with padded.open("ab") as fh:
+        for _ in range(300):
+            fh.write(bytes(1 << 20))
+    code = (
+        "from mmsearch_cli.decoders.audio import iter_blocks; "
+        f"n = sum(len(b) for b in iter_blocks({str(padded)!r}, 16000, 600)); "
+        f"print(n, {PEAK_KIB})"
+    )
+    from mmsearch_cli.decoders.audio import iter_blocks
+
+    proc = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    samples, peak_kib = map(int, proc.stdout.split())
+    alone = sum(len(b) for b in iter_blocks(SAMPLE / "audio" / "animals" / "cat.mp3", 16000, 600))
+    assert 0 <= samples - alone < 1600  # the sound loses nothing (a frame of padding at most)
+    assert peak_kib / 1024 < 200, peak_kib  # was ~300 MiB more than the unpadded file
