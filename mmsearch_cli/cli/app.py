@@ -124,6 +124,12 @@ def run(argv: list[str]) -> int:
         import logging
 
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    else:
+        import warnings
+
+        # Libraries' warnings (numpy on a WAV of NaN samples, with source lines) are not
+        # for users: -q must be quiet, and --debug shows them.
+        warnings.simplefilter("ignore")
     command = typer.main.get_command(_app_for(args))
     status: int = ExitStatus.OK
     try:
@@ -136,7 +142,7 @@ def run(argv: list[str]) -> int:
     except MmsError as exc:
         if debug:
             raise
-        console.err.print(f"mms: error: {exc}", markup=False)
+        console.err.print(f"mms: error: {console.printable(str(exc))}", markup=False)
         status = exc.status
     except KeyboardInterrupt:
         console.err.print("mms: interrupted", markup=False)

@@ -12,7 +12,7 @@ import typer
 
 from mmsearch_cli import api
 from mmsearch_cli.cli import console
-from mmsearch_cli.cli.options import IndexOpt, JsonOpt, QuietOpt, WaitOpt, settings
+from mmsearch_cli.cli.options import IndexOpt, JsonOpt, QuietOpt, WaitOpt, check_wait, settings
 from mmsearch_cli.errors import ExitStatus
 from mmsearch_cli.search.rows import dumps, tsv_escape
 
@@ -74,7 +74,8 @@ def index(
     conf = settings(index)
     with console.progress("indexing", quiet=quiet) as update:
         summary = api.index(
-            paths, settings=conf, progress=update, profile=profile, model=model, wait=wait,
+            paths, settings=conf, progress=update, profile=profile, model=model,
+            wait=check_wait(wait),
             follow_symlinks=follow_symlinks, include_hidden=hidden,
             exclude=tuple(exclude or ()), retry_failed=retry_failed, rebuild=rebuild,
             force_prune=force_prune, max_delete=max_delete / 100,
@@ -112,7 +113,7 @@ def forget(
 
     Example: mms forget ~/Pictures/old-phone
     """
-    count = api.forget(paths, settings=settings(index), wait=wait)
+    count = api.forget(paths, settings=settings(index), wait=check_wait(wait))
     console.info(f"forgot {count} file(s) under {', '.join(map(str, paths))}", quiet=quiet)
 
 

@@ -27,6 +27,7 @@ from mmsearch_cli.cli.options import (
     settings,
 )
 from mmsearch_cli.errors import ExitStatus, UsageError
+from mmsearch_cli.items import modality_of
 from mmsearch_cli.search.rows import Row, from_json, render
 from mmsearch_cli.serve import client
 
@@ -101,6 +102,13 @@ def query(
     """
     check_format(fmt)
     conf = settings(index)
+    for flag, given in (("image", image), ("audio", audio), ("video", video)):
+        if given is None or not given.is_file():
+            continue  # the query path says what is missing
+        actual = modality_of(given)
+        if actual is not None and actual != flag and {flag, actual} != {"audio", "video"}:
+            raise UsageError(f"--{flag} was given {given.name}, which is {actual}",
+                             hint=f"use --{actual}")  # fmt: skip
     media = [m for m in (image, audio, video) if m is not None]
     if len(media) + (text is not None) != 1:
         raise UsageError("give exactly one query: TEXT, --image, --audio or --video")
@@ -146,7 +154,7 @@ def emit(rows: list[Row], fmt: str, null: bool, *, explain: bool = False, quiet:
                 + (f" {' '.join(v['matched'].split())}" if v.get("matched") else "")
                 for s, v in row["spaces"].items()
             )
-            sys.stdout.write(f"  {row['rank']:>3}  {parts}\n")
+            sys.stdout.write(f"  {row['rank']:>3}  {console.printable(parts)}\n")
     return ExitStatus.OK
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,14 +34,23 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Control characters as visible escapes: a crafted file name must not recolour the
+    terminal or move its cursor (JSON escapes them already)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def info(message: str, *, quiet: bool = False) -> None:
     """A note on stderr; ``--quiet`` silences it."""
     if not quiet:
-        _stderr().print(message, markup=False)
+        _stderr().print(printable(message), markup=False, highlight=False)
 
 
 def warn(message: str) -> None:
-    _stderr().print(f"mms: warning: {message}", markup=False, style="yellow")
+    _stderr().print(f"mms: warning: {printable(message)}", markup=False, style="yellow")
 
 
 @contextmanager
@@ -72,6 +82,7 @@ def progress(label: str, *, quiet: bool = False) -> Iterator[Callable[[int, int,
 def print_table(rows: Sequence[Row]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     # Piped into less or a file there is no width to fit: do not wrap paths at 80.
     out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
@@ -89,8 +100,7 @@ def print_table(rows: Sequence[Row]) -> None:
         extra = (
             f" ({row['segments_matched']} segments)" if row.get("segments_matched", 1) > 1 else ""
         )
-        table.add_row(
-            str(row["rank"]), f"{row['score']:.3f}", row["modality"],
-            shown.encode("utf-8", "backslashreplace").decode(), row["why"] + extra,
-        )  # fmt: skip
+        path = shown.encode("utf-8", "backslashreplace").decode()
+        cells = (str(row["rank"]), f"{row['score']:.3f}", row["modality"], path, row["why"] + extra)
+        table.add_row(*(Text(printable(c)) for c in cells))  # Text: no markup in names
     out.print(table)

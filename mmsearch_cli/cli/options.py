@@ -87,9 +87,13 @@ def parse_date(value: str | None, flag: str) -> datetime | None:
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"{flag} takes a date like 2024-05-31 or 2024-05-31T12:00") from None
+        when = datetime.fromisoformat(value)
+        when.timestamp()  # year 1 east of UTC has no timestamp: say so here, not later
+        return when
+    except (ValueError, OverflowError, OSError):
+        raise UsageError(
+            f"{flag} takes a date like 2024-05-31 or 2024-05-31T12:00 (years 1970-9999 are safe)"
+        ) from None
 
 
 def parse_size(value: str | None, flag: str) -> int | None:
@@ -99,8 +103,16 @@ def parse_size(value: str | None, flag: str) -> int | None:
     units = {"k": 1e3, "m": 1e6, "g": 1e9}
     v = value.strip().lower().rstrip("b")
     try:
-        if v and v[-1] in units:
-            return int(float(v[:-1]) * units[v[-1]])
-        return int(v)
-    except ValueError:
+        size = int(float(v[:-1]) * units[v[-1]]) if v and v[-1] in units else int(v)
+    except (ValueError, OverflowError):  # "infk" overflows
         raise UsageError(f"{flag} takes a size like 500k, 20M or 1G") from None
+    if size < 0:
+        raise UsageError(f"{flag} takes a size of 0 or more, not {value}")
+    return size
+
+
+def check_wait(wait: float) -> float:
+    """``--wait``: seconds, or -1 for forever (NaN and other negatives are mistakes)."""
+    if wait != -1 and not (math.isfinite(wait) and wait >= 0):
+        raise UsageError(f"--wait takes seconds (0 or more) or -1 for forever, not {wait}")
+    return wait

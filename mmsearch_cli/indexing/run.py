@@ -22,7 +22,7 @@ from mmsearch_cli.embedders.spaces import (
     space_info,
     spaces_for,
 )
-from mmsearch_cli.errors import MismatchError
+from mmsearch_cli.errors import MismatchError, UsageError
 from mmsearch_cli.indexing.diff import diff_files
 from mmsearch_cli.indexing.embed import ProgressFn, embed_all
 from mmsearch_cli.indexing.guard import MAX_DELETE, root_device
@@ -204,6 +204,13 @@ def forget(paths: list[Path], settings: Settings, *, wait: float = 0.0) -> int:
         try:
             targets = [os.path.abspath(os.fsdecode(p)) for p in paths]
             gone = [p for p in writer.files if under_roots(p, targets)]
+            known = [t for t in targets if under_roots(t, writer.roots) or t in writer.roots
+                     or any(under_roots(r, [t]) for r in writer.roots)]  # fmt: skip
+            if not gone and len(known) < len(targets):
+                missing = next(t for t in targets if t not in known)
+                roots = sorted(writer.roots, key=lambda r: -len(os.path.commonpath([r, missing])))
+                raise UsageError(f"{missing} is not in the index",
+                                 hint=f"its roots: {', '.join(roots[:3]) or 'none'}")  # fmt: skip
             for path in gone:
                 writer.drop_file(path)
             writer.set_roots([r for r in writer.roots if not under_roots(r, targets)])

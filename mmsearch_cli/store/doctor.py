@@ -87,6 +87,11 @@ def check(index_dir: Path) -> Report:
         raise IndexMissingError(f"no index at {index_dir}", hint="run `mms index DIR` first")
     _check_access(index_dir, report)
     busy = lock_holder(index_dir)
+    if busy and not sidecar_path(index_dir).exists():
+        # The first `mms index` has not committed yet: not damage (monitoring must not
+        # page anyone for it).
+        report.add("index", NOTE, f"the first `mms index` is in progress ({busy})")
+        return report
     if busy:
         report.add("lock", NOTE, f"an `mms index` is running ({busy}); journal not checked")
     manifest = _check_manifest(index_dir, report)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import SAMPLE, copy_tree
+
 SCRIPT = Path(sys.executable).with_name("mms")
 
 # (arguments, env, words in the message): exit 2 each, nothing on stdout.
@@ -32,6 +34,15 @@ BAD_VALUES = {
     "--max-delete 150": (["index", ".", "--max-delete", "150"], {}, "--max-delete"),
     "--idle-exit soon": (["serve", "--idle-exit", "soon"], {}, "--idle-exit"),
     "--debounce 0": (["serve", "--debounce", "0"], {}, "--debounce"),
+    "--min-size infk": (["query", "x", "--min-size", "infk"], {}, "--min-size"),
+    "--after year 1 east of UTC": (
+        ["query", "x", "--after", "0001-01-01"],
+        {"TZ": "Asia/Tokyo"},
+        "--after",
+    ),
+    "--wait nan": (["index", ".", "--wait", "nan"], {}, "--wait"),
+    "--wait -5": (["forget", ".", "--wait", "-5"], {}, "--wait"),
+    "--audio given a picture": (["query", "--audio", "pic.jpg"], {}, "which is image"),
     "unknown option": (["index", "--bogus"], {}, "--bogus"),
     "missing argument": (["forget"], {}, "Missing argument"),
 }
@@ -49,6 +60,7 @@ def mms(
 @pytest.mark.parametrize("case", sorted(BAD_VALUES))
 def test_every_bad_option_value_is_a_usage_error(case: str, tmp_path: Path) -> None:
     args, env, words = BAD_VALUES[case]
+    (tmp_path / "pic.jpg").write_bytes((SAMPLE / "images/tools/hammer5.jpg").read_bytes())
     res = mms(*args, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL)
     err = res.stderr.decode()
     assert res.returncode == 2, err
@@ -117,3 +129,56 @@ def test_unusable_query_media_in_eval_is_a_usage_error(media: str, tmp_path: Pat
     err = res.stderr.decode()
     assert res.returncode == 2 and "q.jsonl:1" in err and len(err.splitlines()) == 1, err
     assert "Traceback" not in err
+
+
+def test_forget_of_a_path_the_index_does_not_hold_is_a_usage_error(tmp_path: Path) -> None:
+    lib = copy_tree(["text/owls.txt"], tmp_path / "lib")
+    index = tmp_path / "index"
+    assert mms("index", str(lib), "--index", str(index), "-q").returncode == 0
+    res = mms("forget", str(tmp_path / "elsewhere"), "--index", str(index))
+    err = res.stderr.decode()
+    assert res.returncode == 2 and "is not in the index" in err and str(lib) in err
+
+
+def test_file_names_cannot_drive_the_terminal(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "evil\x1b[31mred\x07.txt").write_text("A note about owls at night.\n")
+    (lib / "[red]markup.txt").write_text("Another note about owls.\n")
+    index = tmp_path / "index"
+    assert mms("index", str(lib), "--index", str(index), "-q").returncode == 0
+    table = mms("query", "owls", "--index", str(index), "--explain")
+    assert table.returncode == 0
+    assert b"\x1b" not in table.stdout and b"\x07" not in table.stdout
+    assert b"evil\\x1b[31mred\\x07.txt" in table.stdout
+    assert b"[red]markup.txt" in table.stdout  # shown as named, not as markup
+
+
+def test_quiet_is_quiet_for_a_wav_of_nan_samples(tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    samples = np.full(16000, np.nan, dtype=np.float32)
+    samples[::7] = np.inf
+    soundfile.write(lib / "broken.wav", samples, 16000, subtype="FLOAT")
+    res = mms("index", str(lib), "--index", str(tmp_path / "index"), "-q")
+    assert res.returncode in (0, 6) and res.stderr == b"", res.stderr
+
+
+def test_doctor_during_a_first_index_run_is_not_an_alarm(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    (index / "journal").mkdir(parents=True)  # a first run: no manifest committed yet
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from mmsearch_cli.store.lock import "
+        f"index_lock\nwith index_lock(Path({str(index)!r})):\n    print('held', flush=True)\n"
+        "    time.sleep(60)")], stdout=subprocess.PIPE)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        res = mms("doctor", "--index", str(index))
+        assert res.returncode == 0, res.stdout
+        assert b"first `mms index` is in progress" in res.stdout
+    finally:
+        holder.kill()
+        holder.wait()
