@@ -46,6 +46,8 @@ def index(
     from mmsearch_cli.indexing.run import IndexOptions, run_index
 
     conf = _settings(index_dir, settings)
+    if options.get("profile") is None and conf.profile != "builtin":
+        options["profile"] = conf.profile  # the config file's (or MMS_PROFILE's) choice
     roots = [Path(p).expanduser() for p in paths]
     for root in roots:
         if not os.path.lexists(root):

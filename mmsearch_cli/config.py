@@ -12,6 +12,7 @@ The config file is TOML at ``$MMS_CONFIG`` or ``$XDG_CONFIG_HOME/mms/config.toml
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -74,14 +75,40 @@ def _read_config_file() -> dict[str, Any]:
         raise UsageError(f"cannot read config file {path}: {exc}") from exc
 
 
-def _pick(flag: Any, env: str, conf: dict[str, Any], key: str, default: Any) -> Any:
+def _pick(flag: Any, env: str, conf: dict[str, Any], key: str, default: Any) -> tuple[Any, str]:
+    """(value, where it came from) by precedence: flag, environment, config file, default."""
     if flag is not None:
-        return flag
+        return flag, "a flag"
     if (value := os.environ.get(env)) not in (None, ""):
-        return value
+        return value, env
     if key in conf:
-        return conf[key]
-    return default
+        return conf[key], f"{config_path()} ({key})"
+    return default, "the default"
+
+
+def _path(value: Any, where: str, *, folder: bool) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike) or not str(value).strip():
+        raise UsageError(f"{where} must be a folder path, not {value!r}")
+    path = Path(value).expanduser()
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{where} must be a folder, but {path} is a file")
+    return path
+
+
+def _number(name: str, raw: Any, kind: type, where: str) -> Any:
+    """A limit: a finite positive number of its kind (a string from the environment is
+    parsed); NaN, infinities, zero or less, and wrong types are refused."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise UsageError(f"{where}: {name} must be a number, not {raw!r}")
+    try:
+        value = kind(float(raw)) if kind is int and not isinstance(raw, int) else kind(raw)
+    except (TypeError, ValueError, OverflowError):
+        raise UsageError(f"{where}: {name} must be a number, not {raw!r}") from None
+    if not math.isfinite(value) or value <= 0 or (kind is int and value > 2**53):
+        raise UsageError(f"{where}: {name} must be a finite number above 0, not {raw!r}")
+    return value
 
 
 def load_settings(
@@ -91,27 +118,32 @@ def load_settings(
     profile: str | None = None,
     threads: int | None = None,
 ) -> Settings:
-    """Resolve settings; explicit arguments win (the CLI passes its flags here)."""
+    """Resolve settings; explicit arguments win (the CLI passes its flags here). Each is
+    checked once, and a bad one is a ``UsageError`` naming it and where it came from."""
     conf = _read_config_file()
-    index = _pick(index_dir, "MMS_INDEX", conf, "index", None)
-    models = _pick(model_dir, "MMS_MODEL_DIR", conf, "model_dir", None)
+    if not isinstance(conf.get("limits", {}), dict):
+        raise UsageError(f"{config_path()}: [limits] must be a table")
+    index = _path(*_pick(index_dir, "MMS_INDEX", conf, "index", None), folder=True)
+    models = _path(*_pick(model_dir, "MMS_MODEL_DIR", conf, "model_dir", None), folder=True)
     limit_conf = conf.get("limits", {})
     limit_kwargs: dict[str, Any] = {}
     for f in fields(Limits):
-        raw = os.environ.get(f"MMS_{f.name.upper()}", limit_conf.get(f.name))
+        env = f"MMS_{f.name.upper()}"
+        raw, where = (os.environ[env], env) if os.environ.get(env) else (
+            limit_conf.get(f.name), f"{config_path()} [limits]")  # fmt: skip
         if raw is not None:
-            try:
-                limit_kwargs[f.name] = type(getattr(Limits(), f.name))(raw)
-            except (TypeError, ValueError) as exc:
-                raise UsageError(f"bad value for limit {f.name}: {raw!r}") from exc
-    try:
-        n_threads = int(_pick(threads, "MMS_THREADS", conf, "threads", 1))
-    except ValueError as exc:
-        raise UsageError("MMS_THREADS must be an integer") from exc
+            limit_kwargs[f.name] = _number(f.name, raw, type(getattr(Limits(), f.name)), where)
+    raw_threads, where = _pick(threads, "MMS_THREADS", conf, "threads", 1)
+    n_threads = _number("threads", raw_threads, int, where)
+    if n_threads > 256:
+        raise UsageError(f"{where}: threads must be at most 256, not {raw_threads!r}")
+    chosen, where = _pick(profile, "MMS_PROFILE", conf, "profile", "builtin")
+    if not isinstance(chosen, str) or not chosen:
+        raise UsageError(f"{where}: profile must be a name, not {chosen!r}")
     return Settings(
-        index_dir=Path(index).expanduser() if index else default_index_dir(),
-        model_dir=Path(models).expanduser() if models else default_model_dir(),
-        profile=str(_pick(profile, "MMS_PROFILE", conf, "profile", "builtin")),
-        threads=max(1, n_threads),
+        index_dir=index or default_index_dir(),
+        model_dir=models or default_model_dir(),
+        profile=chosen,
+        threads=int(n_threads),
         limits=Limits(**limit_kwargs),
     )

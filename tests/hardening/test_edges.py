@@ -182,3 +182,39 @@ def test_doctor_during_a_first_index_run_is_not_an_alarm(tmp_path: Path) -> None
     finally:
         holder.kill()
         holder.wait()
+
+
+CONFIGS = {
+    "limits not a table": ('limits = "x"\n', {}, "[limits] must be a table"),
+    "index a number": ("index = 5\n", {}, "must be a folder path"),
+    "threads a list": ("threads = [1]\n", {}, "threads must be a number"),
+    "an infinite limit": ("[limits]\nmax_file_seconds = 1.5e400\n", {}, "finite number"),
+    "model dir is a file": (
+        "",
+        {"MMS_MODEL_DIR": "/etc/hostname"},
+        "MMS_MODEL_DIR must be a folder",
+    ),
+    "threads overflow": ("", {"MMS_THREADS": "9" * 400}, "MMS_THREADS"),
+    "seconds NaN": ("", {"MMS_MAX_FILE_SECONDS": "nan"}, "MMS_MAX_FILE_SECONDS"),
+    "text bytes -1": ("", {"MMS_MAX_TEXT_BYTES": "-1"}, "MMS_MAX_TEXT_BYTES"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIGS))
+def test_every_bad_setting_is_one_line_naming_its_source(case: str, tmp_path: Path) -> None:
+    text, env, words = CONFIGS[case]
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    res = mms("info", env={"MMS_CONFIG": str(config), **env})  # the config's index, if any
+    err = res.stderr.decode()
+    assert res.returncode == 2, err
+    assert len(err.splitlines()) == 1 and words in err and "Traceback" not in err
+
+
+def test_the_config_files_profile_is_used(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('profile = "no-such-profile"\n')
+    lib = copy_tree(["text/owls.txt"], tmp_path / "lib")
+    res = mms("index", str(lib), "--index", str(tmp_path / "index"),
+              env={"MMS_CONFIG": str(config)})  # fmt: skip
+    assert res.returncode == 2 and b"no-such-profile" in res.stderr  # read, and refused
