@@ -140,6 +140,10 @@ def from_json(obj: object, where: str, rank: int) -> Row:
     spaces = obj.get("spaces")
     if spaces is not None and not isinstance(spaces, dict):
         raise bad("spaces", "an object")
+    try:  # written back out as JSON: no NaN or infinity hidden inside
+        json.dumps(spaces, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        raise bad("spaces", "an object of finite values") from None
     chunk = count("chunk", -1)
     score = number("score", required=True)
     assert score is not None
