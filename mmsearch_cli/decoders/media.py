@@ -77,24 +77,46 @@ def decode_audio(path: Path, settings: Settings) -> tuple[dict[str, Any], list[M
 
 
 def decode_video(path: Path, settings: Settings) -> tuple[dict[str, Any], list[MediaItem]]:
+    """Keyframes, sounds and speech, each stream decoded on its own: a damaged audio frame
+    costs the sound, not the pictures (and the reverse), with a ``partial`` note. A video
+    file with no picture (an audio-only .mp4/.webm) is indexed as audio."""
     from mmsearch_cli.decoders.audio import has_audio
     from mmsearch_cli.decoders.video import keyframes, probe
+    from mmsearch_cli.errors import MediaError
 
     limits = settings.limits
-    info = probe(path)
-    frames = keyframes(
-        path, min_interval=limits.video_min_interval, max_interval=limits.video_max_interval,
-        max_frames=limits.video_max_keyframes, max_seconds=limits.max_file_seconds,
-        threads=settings.threads,
-    )  # fmt: skip
-    items = [
-        MediaItem(modality="image", payload=kf.image, kind="keyframe", start=round(kf.t, 2))
-        for kf in frames
-    ]
+    try:
+        info = probe(path)
+    except MediaError as exc:
+        if "no video stream" in exc.message and has_audio(path):
+            heard, sounds = decode_audio(path, settings)
+            return {**heard, "audio_only": True}, sounds
+        raise
+    problems: list[str] = []
+    items: list[MediaItem] = []
+    try:
+        frames = keyframes(
+            path, min_interval=limits.video_min_interval,
+            max_interval=limits.video_max_interval, max_frames=limits.video_max_keyframes,
+            max_seconds=limits.max_file_seconds, threads=settings.threads,
+        )  # fmt: skip
+        items += [
+            MediaItem(modality="image", payload=kf.image, kind="keyframe", start=round(kf.t, 2))
+            for kf in frames
+        ]
+    except MediaError as exc:
+        problems.append(f"pictures: {exc.message}")
     meta: dict[str, Any] = {"duration": info.duration, "keyframes": len(items)}
     if info.has_audio and has_audio(path):
-        sounds = _sound_items(path, settings, {})
-        speech = _speech_items(path, sounds, settings)
-        items += sounds + speech
-        meta["speech_segments"] = len(speech)
+        try:
+            sounds = _sound_items(path, settings, {})
+            speech = _speech_items(path, sounds, settings)
+            items += sounds + speech
+            meta["speech_segments"] = len(speech)
+        except MediaError as exc:
+            problems.append(f"sound: {exc.message}")
+    if problems and not items:
+        raise MediaError("; ".join(problems))
+    if problems:
+        meta["partial"] = "; ".join(problems)
     return meta, items

@@ -218,3 +218,28 @@ def test_the_config_files_profile_is_used(tmp_path: Path) -> None:
     res = mms("index", str(lib), "--index", str(tmp_path / "index"),
               env={"MMS_CONFIG": str(config)})  # fmt: skip
     assert res.returncode == 2 and b"no-such-profile" in res.stderr  # read, and refused
+
+
+def test_an_audio_only_mp4_is_indexed_as_sound(tmp_path: Path) -> None:
+    """Issue 20, defect 19: it was skipped with "no video stream"."""
+    import av
+    import numpy as np
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    out = av.open(str(lib / "tone.mp4"), "w")
+    stream = out.add_stream("aac", rate=16000)
+    stream.layout = "mono"
+    wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(48000) / 16000)).astype(np.float32)
+    for i in range(0, len(wave), 1024):
+        frame = av.AudioFrame.from_ndarray(wave[None, i : i + 1024], format="flt", layout="mono")
+        frame.sample_rate = 16000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+    for packet in stream.encode(None):
+        out.mux(packet)
+    out.close()
+    res = mms("index", str(lib), "--index", str(tmp_path / "index"), "--json")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["added"] == 1 and summary["failed"] == 0
