@@ -46,7 +46,7 @@ def _open(path: Path, max_bytes: int | None = None) -> Any:
             return av.open(str(path))
         return av.open(_Capped(path, max_bytes), format=None)
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise MediaError(f"cannot decode audio {path.name}: {_reason(exc)}") from exc
+        raise MediaError(f"cannot decode audio: {_reason(exc)}") from exc
 
 
 class _Capped(io.RawIOBase):
@@ -153,7 +153,7 @@ def probe(path: str | Path) -> AudioInfo:
     path = Path(path)
     with _open(path) as container:
         if not container.streams.audio:
-            raise MediaError(f"{path.name} has no audio stream")
+            raise MediaError("no audio stream")
         stream = container.streams.audio[0]
         duration = 0.0
         if stream.duration is not None and stream.time_base is not None:
@@ -199,7 +199,7 @@ def iter_blocks(
             for out in resampler.resample(None):  # flush the resampler's delay line
                 yield out.to_ndarray().reshape(-1)
         except (av.FFmpegError, ValueError) as exc:
-            raise MediaError(f"cannot decode audio {path.name}: {_reason(exc)}") from exc
+            raise MediaError(f"cannot decode audio: {_reason(exc)}") from exc
 
 
 def iter_windows(

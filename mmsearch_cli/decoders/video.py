@@ -127,15 +127,15 @@ def _open(path: Path) -> tuple[Any, Any]:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
-        raise MediaError(f"{path.name}: cannot open video: {reason}") from exc
+        raise MediaError(f"cannot open video: {reason}") from exc
     # Cover art in audio files shows up as a one-frame video stream; it is not a video.
     streams = [s for s in container.streams.video if not _is_cover_art(s)]
     if not streams:
         container.close()
-        raise MediaError(f"{path.name}: no video stream")
+        raise MediaError("no video stream")
     if streams[0].codec_context.width <= 0 or streams[0].codec_context.height <= 0:
         container.close()
-        raise MediaError(f"{path.name}: video stream has no picture size")
+        raise MediaError("video stream has no picture size")
     return container, streams[0]
 
 

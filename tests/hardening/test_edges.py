@@ -243,3 +243,14 @@ def test_an_audio_only_mp4_is_indexed_as_sound(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     assert summary["added"] == 1 and summary["failed"] == 0
+
+
+def test_failure_reasons_aggregate_across_files(tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("one.mp4", "two.mp4", "one.mp3", "two.mp3"):
+        (lib / name).write_bytes(b"not media at all " * 64)
+    res = mms("index", str(lib), "--index", str(tmp_path / "index"), "--json")
+    assert res.returncode == 6
+    reasons = json.loads(res.stdout)["failures_by_reason"]
+    assert sorted(reasons.values()) == [2, 2], reasons  # names are not part of a reason
