@@ -479,7 +479,7 @@ def test_every_limit_is_configurable_from_the_environment(monkeypatch: pytest.Mo
         assert getattr(load_settings().limits, f.name) == value
     monkeypatch.setenv("MMS_MAX_TEXT_BYTES", "lots")
     res = invoke("index", NOTE, "--index", "/nonexistent/never")
-    assert res.code == 2 and "bad value for limit max_text_bytes" in res.err
+    assert res.code == 2 and "MMS_MAX_TEXT_BYTES: max_text_bytes must be a number" in res.err
 
 
 def test_limits_from_the_environment_take_effect(tmp_path: Path) -> None:
