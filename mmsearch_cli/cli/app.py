@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import signal
 import sys
 from typing import Annotated, Any
 
@@ -70,7 +71,14 @@ def _debug_requested(argv: list[str]) -> bool:
 def main() -> None:
     """Console-script entry point."""
     _guard_streams()
+    signal.signal(signal.SIGTERM, _terminated)  # `mms serve` installs its own
     _exit(run(sys.argv[1:]))
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM (systemd, timeout, kill) ends a command as Ctrl-C does: one line, exit
+    130, and the index as crash-safe as ever (the journal keeps finished batches)."""
+    raise KeyboardInterrupt
 
 
 class _Stdout(io.RawIOBase):

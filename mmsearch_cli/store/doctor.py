@@ -103,6 +103,14 @@ def check(index_dir: Path) -> Report:
         try:
             meta = db.read_meta(con)
             generation = int(meta.get("generation", 0))
+            if manifest is None and generation == 0 and not sidecar_path(index_dir).exists():
+                for f in report.findings:  # a first run stopped before its first commit
+                    if f.check == "manifest" and f.detail == "missing":
+                        f.level, f.repair = NOTE, ""
+                        f.detail = (
+                            "none yet: the first `mms index` stopped before its "
+                            "first commit; run it again to resume"
+                        )
             if manifest is not None and int(manifest.get("generation", -1)) != generation:
                 report.add("manifest", NOTE, f"behind the database (generation {generation})",
                            "rewrite it from the database")  # fmt: skip

@@ -254,3 +254,26 @@ def test_failure_reasons_aggregate_across_files(tmp_path: Path) -> None:
     assert res.returncode == 6
     reasons = json.loads(res.stdout)["failures_by_reason"]
     assert sorted(reasons.values()) == [2, 2], reasons  # names are not part of a reason
+
+
+def test_sigterm_ends_a_run_like_ctrl_c_and_the_next_run_resumes(tmp_path: Path) -> None:
+    """Issue 20, defect 20: SIGTERM ended without a word; a first run stopped before its
+    first commit was then called DAMAGED by doctor."""
+    import signal
+    import time
+
+    notes = [f"text/{p.name}" for p in sorted((SAMPLE / "text").iterdir())]
+    lib, index = copy_tree(notes, tmp_path / "lib"), tmp_path / "index"
+    cmd = [str(SCRIPT), "index", str(lib), "--index", str(index), "-q"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env={**os.environ, "MMS_NO_SERVER": "1"})
+    deadline = time.monotonic() + 120
+    while not (index / "journal").is_dir() or not any((index / "journal").iterdir()):
+        assert proc.poll() is None and time.monotonic() < deadline, "no batch journaled"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.decode().strip() == "mms: interrupted"
+    doctor = mms("doctor", "--index", str(index))
+    assert doctor.returncode == 0, doctor.stdout
+    again = mms("index", str(lib), "--index", str(index), "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["failed"] == 0
