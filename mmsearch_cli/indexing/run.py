@@ -122,6 +122,7 @@ def _update(
     summary = IndexSummary(resumed=writer.replay())
     root_strs = [os.path.abspath(os.fsdecode(r)) for r in roots]
     if opts.add_roots:
+        _check_aliases(root_strs, writer.roots)
         writer.set_roots(writer.roots + [r for r in root_strs if r not in writer.roots])
     else:
         roots = [r for r in roots if os.path.lexists(r)]
@@ -146,6 +147,24 @@ def _update(
         for embedder in {id(e): e for e in space.encoders.values()}.values():
             embedder.prepare_query()
     return summary
+
+
+def _check_aliases(new: list[str], known: list[str]) -> None:
+    """A root that is an indexed root (or inside one) under another path, through a
+    symlink, would index the same files twice under two names: refused, naming the way
+    the index already knows them."""
+    real_known = {os.path.realpath(r): r for r in known}
+    for root in new:
+        if root in known:
+            continue
+        real = os.path.realpath(root)
+        for real_root, name in real_known.items():
+            if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+                if root == name or root.startswith(name.rstrip(os.sep) + os.sep):
+                    continue  # the same path spelled the same way
+                same = os.path.join(name, os.path.relpath(real, real_root)).rstrip(os.sep + ".")
+                raise UsageError(f"{root} is {same} under another name (a symlink)",
+                                 hint=f"index {name} instead")  # fmt: skip
 
 
 def _clear(index_dir: Path) -> None:

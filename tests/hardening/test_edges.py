@@ -277,3 +277,14 @@ def test_sigterm_ends_a_run_like_ctrl_c_and_the_next_run_resumes(tmp_path: Path)
     assert doctor.returncode == 0, doctor.stdout
     again = mms("index", str(lib), "--index", str(index), "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["failed"] == 0
+
+
+def test_a_root_reached_through_a_symlink_is_not_indexed_twice(tmp_path: Path) -> None:
+    lib = copy_tree(["text/owls.txt"], tmp_path / "lib")
+    (tmp_path / "alias").symlink_to(lib)
+    index = tmp_path / "index"
+    assert mms("index", str(lib), "--index", str(index), "-q").returncode == 0
+    res = mms("index", str(tmp_path / "alias" / "text"), "--index", str(index))
+    err = res.stderr.decode()
+    assert res.returncode == 2 and f"is {lib / 'text'} under another name" in err, err
+    assert mms("index", str(lib), "--index", str(index), "-q").returncode == 0  # as known
