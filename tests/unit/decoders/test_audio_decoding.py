@@ -71,7 +71,9 @@ def test_corrupt_file_raises_media_error() -> None:
     with pytest.raises(MediaError) as decoded:
         list(iter_windows(CORRUPT))
     for exc in (probed.value, decoded.value):
-        assert "corrupt_header.wav" in str(exc) and "\n" not in str(exc)
+        assert "cannot decode audio" in str(exc) and "\n" not in str(
+            exc
+        )  # no file name: reasons aggregate
 
 
 def test_windows_cover_the_file() -> None:
