@@ -10,7 +10,7 @@ import tracemalloc
 from pathlib import Path
 
 from mmsearch_cli.decoders.text import chunk_text
-from tests.conftest import invoke
+from tests.hardening.bounded import invoke
 
 # A child's own peak: VmHWM belongs to its memory map, which exec makes anew; ru_maxrss
 # would start from the parent's (this test process, with its models loaded).

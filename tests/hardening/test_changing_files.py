@@ -15,7 +15,7 @@ import pytest
 from mmsearch_cli import api
 from mmsearch_cli.errors import MediaError
 from mmsearch_cli.indexing.diff import content_hash
-from tests.conftest import invoke
+from tests.hardening.bounded import invoke
 
 
 def test_special_files_are_scan_problems_and_never_read(tmp_path: Path) -> None:

@@ -8,12 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import SAMPLE, copy_tree
+from tests.hardening.bounded import mms
 
 SCRIPT = Path(sys.executable).with_name("mms")
 
@@ -47,46 +47,6 @@ BAD_VALUES = {
     "unknown option": (["index", "--bogus"], {}, "--bogus"),
     "missing argument": (["forget"], {}, "Missing argument"),
 }
-
-
-DEADLINE_S = 60  # every case of this file: a real process, bounded in time...
-CEILING_MIB = 1200  # ...and in memory (issue 20)
-# The console script's own entry point, reporting the process's peak (VmHWM: ru_maxrss
-# would start at this test process's size) as it exits, on either way out of `main`.
-BOUNDED = """
-import os, sys
-def report():
-    with open('/proc/self/status') as fh:
-        peak = next(l.split()[1] for l in fh if l.startswith('VmHWM'))
-    with open(os.environ['MMS_TEST_PEAK'], 'w') as out:
-        out.write(peak)
-real_exit = os._exit
-def exit_reporting(code):
-    report()
-    real_exit(code)
-os._exit = exit_reporting
-import atexit
-atexit.register(report)
-sys.argv[0] = 'mms'
-from mmsearch_cli.cli.app import main
-main()
-"""
-
-
-def mms(
-    *args: str, env: dict[str, str] | None = None, **kw: object
-) -> subprocess.CompletedProcess[bytes]:
-    """``mms ARGS`` through the real entry point, within ``DEADLINE_S`` seconds and
-    ``CEILING_MIB`` of resident memory (asserted)."""
-    kw.setdefault("capture_output", True)
-    with tempfile.NamedTemporaryFile(prefix="mms-peak-") as peak:
-        full_env = {**os.environ, "MMS_NO_SERVER": "1", "MMS_TEST_PEAK": peak.name, **(env or {})}
-        res = subprocess.run([sys.executable, "-c", BOUNDED, *args], env=full_env,
-                             timeout=DEADLINE_S, check=False, **kw)  # type: ignore[call-overload]  # fmt: skip
-        text = Path(peak.name).read_text().strip()
-    if text:  # empty only if the process was killed before it could say
-        assert int(text) / 1024 < CEILING_MIB, f"mms {' '.join(args)}: peak {text} KiB"
-    return res  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("case", sorted(BAD_VALUES))

@@ -14,7 +14,8 @@ import numpy as np
 from mmsearch_cli.store.index import IndexReader
 from mmsearch_cli.store.journal import Batch, Journal
 from mmsearch_cli.store.state import FileRecord, SegmentRecord
-from tests.conftest import copy_tree, invoke
+from tests.conftest import copy_tree
+from tests.hardening.bounded import invoke
 
 
 def indexed(tmp_path: Path) -> tuple[Path, Path]:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import copy_tree, invoke
+from tests.conftest import copy_tree
+from tests.hardening.bounded import invoke
 
 EDITS: dict[str, Callable[[dict[str, Any]], object]] = {
     "generation is text": lambda d: d.update(generation="x"),

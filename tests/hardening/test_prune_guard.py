@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import invoke
+from tests.hardening.bounded import invoke
 
 
 def notes(folder: Path, n: int) -> Path:
