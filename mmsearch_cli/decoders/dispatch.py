@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch_cli.config import Limits, Settings
-from mmsearch_cli.decoders.image import exif_datetime, load_image
 from mmsearch_cli.decoders.text import chunk_text, read_text, title_of
 from mmsearch_cli.errors import MediaError
 from mmsearch_cli.items import MediaItem
@@ -20,11 +19,9 @@ def decode(path: str, modality: str, settings: Settings) -> tuple[dict[str, Any]
     if modality == "text":
         return _decode_text(p, limits)
     if modality == "image":
-        img = load_image(p, max_pixels=limits.max_image_pixels)
-        meta: dict[str, Any] = {"width": img.width, "height": img.height}
-        if taken := exif_datetime(p):
-            meta["taken"] = taken
-        return meta, [MediaItem(modality="image", payload=img, kind="image")]
+        from mmsearch_cli.decoders.photo import decode_photo
+
+        return decode_photo(p, settings)
     if modality == "audio":
         from mmsearch_cli.decoders.media import decode_audio
 

@@ -12,6 +12,7 @@ from mmsearch_cli.errors import MediaError
 # The models look at 224-260 px; OCR and colours need a little more. Decoding JPEGs
 # with DCT scaling to about this size is ~4x faster than a full decode (12 MP: 47 vs 172 ms).
 WORK_SIZE = 1024
+ALPHA_KEY = "mms_alpha"  # Image.info key of the alpha channel of a picture composited on white
 
 _heif_checked = False
 
@@ -104,20 +105,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
+        alpha = rgba.getchannel("A")
+        background.paste(rgba, mask=alpha)
+        # Kept for the colour names: a transparent background is not "white".
+        background.info[ALPHA_KEY] = alpha
         return background
     return img.convert("RGB")
-
-
-def exif_datetime(path: Path) -> str | None:
-    """The photo's capture time (EXIF DateTimeOriginal) as ISO 8601, if it has one."""
-    try:
-        with Image.open(path) as img:
-            exif = img.getexif()
-            raw = exif.get_ifd(0x8769).get(0x9003) or exif.get(0x0132)
-    except Exception:  # metadata is a bonus; never fail the file for it
-        return None
-    if not isinstance(raw, str) or len(raw) < 19:
-        return None
-    date, _, clock = raw.strip().partition(" ")
-    return f"{date.replace(':', '-')}T{clock}"
