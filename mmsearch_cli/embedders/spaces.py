@@ -34,7 +34,7 @@ class SpaceSpec:
 BUILTIN: tuple[SpaceSpec, ...] = (
     SpaceSpec(
         "text",
-        {"text": "minilm", "image": "adapter-minilm", "audio": "yamnet-tags-minilm"},
+        {"text": "minilm", "image": "photo-minilm", "audio": "yamnet-tags-minilm"},
         weight={"text": 1.0, "image": 0.5, "audio": 0.5},
     ),
     SpaceSpec("visual", {"image": "effnet-lite0-features"}, weight={"image": 1.0}),
@@ -42,9 +42,9 @@ BUILTIN: tuple[SpaceSpec, ...] = (
 )
 
 PROFILES = {
-    "builtin": "offline default: MiniLM text space (photos via ImageNet labels, drawings via "
-    "our adapter, sounds via AudioSet tags), EfficientNet image-to-image space, YAMNet "
-    "sound-to-sound space",
+    "builtin": "offline default: MiniLM text space (photos via ImageNet labels and Places365 "
+    "scenes, drawings via our adapter, sounds via AudioSet tags), EfficientNet "
+    "image-to-image space, YAMNet sound-to-sound space",
     "clip": "builtin plus a CLIP/SigLIP image-text space from --model (hub id or folder)",
     "clip-only": "only the CLIP/SigLIP image-text space from --model",
 }

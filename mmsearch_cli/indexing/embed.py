@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,8 +64,9 @@ def embed_items(items: list[MediaItem], spaces: list[LiveSpace]) -> EmbeddedFile
                     out.whys[i].update(res.why)
         out.vectors[space.name] = per_item
     for i, item in enumerate(items):
-        if item.meta.get("file_tags"):
-            out.whys[i]["file_tags"] = item.meta["file_tags"]
+        for key in ("file_tags", "facts"):  # what the file says of itself, for "why"
+            if item.meta.get(key):
+                out.whys[i][key] = item.meta[key]
     return out
 
 
@@ -84,10 +86,10 @@ def embed_all(
     batch = Batch()
     batch_started = time.monotonic()
     total = len(todo)
-    for n, (found, why) in enumerate(todo, start=1):
+    for n, ((found, why), decoded) in enumerate(_read_ahead(todo, settings), start=1):
         if progress:
             progress(n - 1, total, found.path)
-        record, segments, vectors = _embed_file(writer, found, live, settings)
+        record, segments, vectors = _embed_file(writer, found, live, decoded)
         if record.status == CHANGED:
             summary.changed += 1  # neither indexed nor failed: its old record (if any) stays
             continue
@@ -131,8 +133,37 @@ def _flush(writer: IndexWriter, batch: Batch) -> None:
     writer.write_batch(batch)
 
 
+Decoded = Callable[[], tuple[str, dict[str, Any], list[MediaItem]]]
+
+
+def _read_ahead(
+    todo: list[tuple[FoundFile, str]], settings: Settings
+) -> Iterator[tuple[tuple[FoundFile, str], Decoded]]:
+    """Each file with its decoding, the next file's decoding running in a thread meanwhile:
+    decoders (image files, face counts, audio) and embedders then share the two cores,
+    as onnxruntime, Pillow and numpy release the GIL. One file ahead bounds the memory."""
+    if not todo:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mms-decode") as pool:
+        ahead = pool.submit(_hash_and_decode, todo[0][0], settings)
+        for n, entry in enumerate(todo):
+            current = ahead
+            if n + 1 < len(todo):
+                ahead = pool.submit(_hash_and_decode, todo[n + 1][0], settings)
+            yield entry, current.result
+        ahead.cancel()
+
+
+def _hash_and_decode(
+    found: FoundFile, settings: Settings
+) -> tuple[str, dict[str, Any], list[MediaItem]]:
+    digest = content_hash(found.path, found.size)
+    meta, items = decode(found.path, found.modality, settings)
+    return digest, meta, items
+
+
 def _embed_file(
-    writer: IndexWriter, found: FoundFile, live: list[LiveSpace], settings: Settings
+    writer: IndexWriter, found: FoundFile, live: list[LiveSpace], decoded: Decoded
 ) -> tuple[FileRecord, list[SegmentRecord], dict[str, tuple[list[int], list[Any]]]]:
     record = FileRecord(
         path=found.path,
@@ -142,8 +173,7 @@ def _embed_file(
         indexed_at=time.time(),
     )
     try:
-        record.hash = content_hash(found.path, found.size)
-        meta, items = decode(found.path, found.modality, settings)
+        record.hash, meta, items = decoded()  # re-raises what decoding raised
         if not items:
             raise MediaError("nothing to index in this file")
         embedded = embed_items(items, live)

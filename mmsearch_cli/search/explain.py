@@ -2,7 +2,8 @@
 
 Both come from what the embedders recorded about a segment (``SegmentRecord.why``):
 ImageNet labels with probabilities (or, for drawings, the adapter's nearest words),
-dominant colours and OCR words for pictures, AudioSet
+Places365 scenes, dominant colours, OCR words and the file's facts (people, place, date,
+camera) for pictures, AudioSet
 tags for sounds, file tags (ID3/Vorbis title, artist, genre) for media files.
 """
 
@@ -15,6 +16,8 @@ from typing import Any
 
 TEXT_KINDS = ("chunk", "speech")  # segments whose own text is what was embedded
 MIN_LABEL = 0.05  # labels/tags below this probability are noise (the first always shows)
+# What a photo's file says of it (decoders/photo.py), in the order "why" lists them.
+FACTS = ("people", "place", "date", "camera")
 SURROGATE_MIN = 0.1  # the cross-encoder reads fewer, surer labels (measured, rerank/stage.py)
 
 
@@ -49,6 +52,20 @@ def _colours(why: dict[str, Any], n: int) -> list[str]:
     return [str(c[0] if isinstance(c, list | tuple) else c) for c in why.get("colours") or []][:n]
 
 
+def _scene(why: dict[str, Any], *, with_probability: bool) -> str:
+    """ "beach 0.81, coast 0.12 (outdoors: sunny, ocean)" from the Places365 reading."""
+    scenes = why.get("scenes")
+    if not scenes:
+        return ""
+    names = _pairs(scenes, 2, floor=0.0) if with_probability else _names(scenes, 2, 0.15)
+    if not isinstance(names, str):
+        names = " or ".join(names)
+    extra = [str(why["io"])] if why.get("io") else []
+    attributes = ", ".join(str(a) for a in why.get("attributes") or [])
+    detail = f"{extra[0]}: {attributes}" if extra and attributes else (extra or [attributes])[0]
+    return f"{names} ({detail})" if detail else names
+
+
 def _drawing(why: dict[str, Any]) -> bool:
     """A picture the learned adapter read (a drawing), not ConSE's ImageNet labels: the
     adapter records ``seen`` words only for those (``adapter.SEEN_FROM_TRUST``)."""
@@ -64,6 +81,8 @@ def why_line(why: dict[str, Any], text: str = "", *, kind: str = "") -> str:
                      f"{float(why['adapter']):.2f})")  # fmt: skip
     elif why.get("labels"):
         parts.append(_pairs(why["labels"], 3))
+    if scene := _scene(why, with_probability=True):
+        parts.append("scene: " + scene)
     if colours := _colours(why, 3):
         parts.append("colours: " + ", ".join(colours))
     if why.get("ocr"):
@@ -71,6 +90,8 @@ def why_line(why: dict[str, Any], text: str = "", *, kind: str = "") -> str:
     if why.get("tags"):
         tags = _pairs(why["tags"], 3)
         parts.append("sounds: " + tags if float(why["tags"][0][1]) >= 0.01 else "near silence")
+    facts = why.get("facts") or {}
+    parts += [str(facts[k]) for k in FACTS if facts.get(k)]
     meta = why.get("file_tags") or {}
     tag_text = ", ".join(f"{k}: {v}" for k, v in meta.items() if v)
     if tag_text:
@@ -106,6 +127,13 @@ def surrogate(why: dict[str, Any], text: str) -> str:
         # The top class's dictionary sentence gives the cross-encoder words a query uses.
         description = _class_descriptions().get(names[0], "")
         bits.append(f"{photo}. {description.rstrip('.')}" if description else photo)
+    if scene := _scene(why, with_probability=False):
+        bits.append("in a " + scene)
+    facts = why.get("facts") or {}
+    if facts.get("people"):
+        bits.append(f"with {facts['people']}")
+    if facts.get("place"):
+        bits.append(f"in {facts['place']}")
     if colours := _colours(why, 2):
         bits.append("coloured " + ", ".join(colours))
     if why.get("ocr"):

@@ -53,7 +53,7 @@ LEXICAL_MARGIN = 1.7
 # Image embedders whose text-query scores gain visual feedback (see ``fusion``): ConSE
 # reads pictures through ImageNet labels, so pictures that look alike share its errors;
 # the adapter keeps ConSE's vector for photos.
-FEEDBACK_FOR = frozenset({"conse-minilm", "adapter-minilm"})
+FEEDBACK_FOR = frozenset({"conse-minilm", "adapter-minilm", "photo-minilm"})
 FEEDBACK_PICTURES = 32  # the top pictures re-scored (reading vectors costs ~0.2 ms each)
 
 

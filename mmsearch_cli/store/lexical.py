@@ -85,7 +85,9 @@ def terms(query: str) -> list[str]:
 
 def body_of(seg: SegmentRecord) -> str:
     """A segment's words for BM25: its text (chunk, transcript, or the sentence made from
-    its labels, colours and OCR words) and its file's tags (title, artist, album…)."""
+    its labels, scenes, colours and OCR words), its file's tags (title, artist, album…)
+    and a photo's facts (place, date words, camera, people)."""
     tags = seg.why.get("file_tags") or {}
-    extra = " ".join(str(v) for v in tags.values() if v)
+    facts = seg.why.get("facts") or {}
+    extra = " ".join(str(v) for v in [*tags.values(), *facts.values()] if v)
     return f"{seg.text} {extra}".strip()

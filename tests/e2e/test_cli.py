@@ -196,7 +196,7 @@ def test_an_index_built_with_other_adapter_weights_names_what_changed(
     root, index = tree
     summary(root, "--index", index)
     text = space_record(index, "text")
-    fingerprint = text["fingerprints"]["adapter-minilm"]
+    fingerprint = text["fingerprints"]["photo-minilm"]
     shipped = fingerprint["adapter"]
     fingerprint["adapter"] = "4e320de1210f"  # as the previous weights wrote it
     rewrite_space(index, "text", text)
@@ -206,7 +206,7 @@ def test_an_index_built_with_other_adapter_weights_names_what_changed(
     assert "classifier" not in res.err and len(res.err.strip().splitlines()) == 1
     rebuilt = summary(root, "--index", index, "--rebuild")
     assert rebuilt["added"] + rebuilt["updated"] >= 10
-    assert space_record(index, "text")["fingerprints"]["adapter-minilm"]["adapter"] == shipped
+    assert space_record(index, "text")["fingerprints"]["photo-minilm"]["adapter"] == shipped
 
 
 def test_an_index_built_with_conse_for_pictures_keeps_working_until_rebuilt(
@@ -220,9 +220,9 @@ def test_an_index_built_with_conse_for_pictures_keeps_working_until_rebuilt(
     root, index = tree
     summary(root, "--index", index)
     text = space_record(index, "text")
-    assert text["encoders"]["image"] == "adapter-minilm"
-    text["encoders"]["image"] = "conse-minilm"  # as the previous default wrote it
-    del text["fingerprints"]["adapter-minilm"]
+    assert text["encoders"]["image"] == "photo-minilm"
+    text["encoders"]["image"] = "conse-minilm"  # as an earlier default wrote it
+    del text["fingerprints"]["photo-minilm"]
     text["fingerprints"]["conse-minilm"] = registry.create(
         "conse-minilm", load_settings()
     ).fingerprint()
@@ -232,10 +232,10 @@ def test_an_index_built_with_conse_for_pictures_keeps_working_until_rebuilt(
     res = invoke("query", "a hammer", "-k", "3", "--format", "paths", "--index", index)
     assert res.code == 0 and b"hammer" in res.out
     res = invoke("index", root, "--index", index, "--profile", "builtin")
-    assert res.code == 8 and "conse-minilm -> adapter-minilm" in res.err and "--rebuild" in res.err
+    assert res.code == 8 and "conse-minilm -> photo-minilm" in res.err and "--rebuild" in res.err
     rebuilt = summary(root, "--index", index, "--profile", "builtin", "--rebuild")
     assert rebuilt["added"] + rebuilt["updated"] >= 10
-    assert space_record(index, "text")["encoders"]["image"] == "adapter-minilm"
+    assert space_record(index, "text")["encoders"]["image"] == "photo-minilm"
 
 
 def test_sigkill_mid_run_leaves_a_loadable_index_and_the_next_run_completes(
