@@ -76,13 +76,24 @@ def query(
     reader: IndexReader | None = None, **options: Any,
 ) -> list[Hit]:  # fmt: skip
     """Search with text or a media file (never answered with itself). ``options`` are
-    ``SearchOptions`` fields: ``types``, ``path_glob``, ``after``, ``space``… A long-lived
+    ``SearchOptions`` fields: ``types``, ``path_glob``, ``after``, ``space``, ``people``,
+    ``near`` (a place name or "lat,lon[:radius]", or a tuple)… A long-lived
     caller passes its own ``reader`` (a snapshot it keeps warm)."""
     from mmsearch_cli.search.engine import search
     from mmsearch_cli.search.query import SearchOptions
     from mmsearch_cli.store.index import IndexReader
 
     conf = _settings(index_dir, settings)
+    if isinstance(options.get("near"), str):  # "Reykjavik", "64.1,-21.9:25km"
+        from mmsearch_cli.decoders.places import parse_near
+
+        near = parse_near(options["near"])
+        if near.country_code:  # a named country or region: where photos were placed, exactly
+            options["near"], options["place"] = None, (near.country_code, near.region)
+        else:
+            options["near"] = (near.lat, near.lon, near.radius_km)
+    if isinstance(options.get("people"), list):  # from the wire
+        options["people"] = tuple(options["people"])
     q = _make_query(text, media)
     snapshot = reader if reader is not None else IndexReader.open(conf.index_dir)
     return search(snapshot, q, conf, SearchOptions(k=k, **options))

@@ -22,6 +22,7 @@ from mmsearch_cli.cli.options import (
     check_format,
     check_fraction,
     parse_date,
+    parse_people,
     parse_size,
     parse_types,
     settings,
@@ -76,6 +77,18 @@ def query(
     max_size: Annotated[
         str | None, typer.Option(help="Only files at most this big (e.g. 5M).")
     ] = None,
+    people: Annotated[
+        str | None,
+        typer.Option(help="Only photos with this many people: 0, 2, 2+ or 1-3.", metavar="COUNT"),
+    ] = None,
+    near: Annotated[
+        str | None,
+        typer.Option(
+            help="Only photos taken near a place: Reykjavik, 'Paris, FR', "
+            "64.1,-21.9 or 64.1,-21.9:25km.",
+            metavar="PLACE",
+        ),
+    ] = None,
     space: Annotated[
         str | None, typer.Option(help="Search one space only (see `mms info`).")
     ] = None,
@@ -122,6 +135,7 @@ def query(
         "path_glob": path, "space": space, "segments": segments,
         "min_size": parse_size(min_size, "--min-size"),
         "max_size": parse_size(max_size, "--max-size"),
+        "people": parse_people(people), "near": near,
     }  # fmt: skip
     served = None
     if not no_server:  # a warm server answers the same rows, in milliseconds

@@ -111,6 +111,23 @@ def parse_size(value: str | None, flag: str) -> int | None:
     return size
 
 
+def parse_people(value: str | None) -> tuple[int, int | None] | None:
+    """``--people``: ``0`` (none), ``2`` (exactly two), ``2+`` (two or more), ``1-3``."""
+    if value is None or not value.strip():
+        return None
+    v = value.strip()
+    try:
+        if v.endswith("+"):
+            return int(v[:-1]), None
+        low, sep, high = v.partition("-")
+        people = (int(low), int(high)) if sep else (int(v), int(v))
+    except ValueError:
+        raise UsageError(f"--people takes a count like 0, 2, 2+ or 1-3, not {value!r}") from None
+    if people[0] < 0 or (people[1] is not None and people[1] < people[0]):
+        raise UsageError(f"--people takes a count like 0, 2, 2+ or 1-3, not {value!r}")
+    return people
+
+
 def check_wait(wait: float) -> float:
     """``--wait``: seconds, or -1 for forever (NaN and other negatives are mistakes)."""
     if wait != -1 and not (math.isfinite(wait) and wait >= 0):

@@ -54,6 +54,9 @@ class SearchOptions:
     min_size: int | None = None
     max_size: int | None = None
     exclude_paths: frozenset[str] = frozenset()
+    people: tuple[int, int | None] | None = None  # face count range (``--people 2+``)
+    near: tuple[float, float, float] | None = None  # latitude, longitude, radius in km
+    place: tuple[str, str | None] | None = None  # a country code [and region] (``--near``)
     feedback: float = FEEDBACK_WEIGHT  # visual feedback for text queries (0: off)
     rrf_k: float = RRF_K
     lexical: float = LEXICAL_WEIGHT  # the lexical space's fusion weight (0: not searched)
@@ -72,6 +75,9 @@ def file_filter(opts: SearchOptions) -> FileFilter:
         min_size=opts.min_size,
         max_size=opts.max_size,
         exclude_paths=opts.exclude_paths,
+        people=opts.people,
+        near=opts.near,
+        place=opts.place,
     )
 
 

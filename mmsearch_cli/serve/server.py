@@ -46,7 +46,7 @@ from mmsearch_cli.serve.protocol import (
 REFRESH_S = 2.0  # how often an idle server looks for a new commit
 QUERY_ARGS = frozenset({
     "text", "media", "k", "rerank", "reranker", "candidates", "types", "path_glob", "space",
-    "segments", "after", "before", "min_size", "max_size",
+    "segments", "after", "before", "min_size", "max_size", "people", "near",
 })  # fmt: skip
 
 

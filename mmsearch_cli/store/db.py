@@ -13,6 +13,7 @@ not valid UTF-8 round-trips exactly; SQL ``GLOB`` reads them as text for ``--pat
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -63,6 +64,17 @@ CREATE TABLE tombstones(space TEXT NOT NULL, id INTEGER NOT NULL, PRIMARY KEY(sp
 CREATE VIRTUAL TABLE lexical USING fts5(body, names, tokenize='{TOKENIZE}');
 """
 
+# Photo facts live in ``files.meta`` (JSON); expression indexes make their filters index
+# lookups. A filter must use the same expression for SQLite to choose the index.
+PEOPLE = "json_extract(f.meta, '$.people')"
+LATITUDE = "json_extract(f.meta, '$.gps[0]')"
+LONGITUDE = "json_extract(f.meta, '$.gps[1]')"
+PHOTO_INDEXES_SQL = (
+    "CREATE INDEX IF NOT EXISTS files_people ON files(json_extract(meta, '$.people'));\n"
+    "CREATE INDEX IF NOT EXISTS files_latitude ON files(json_extract(meta, '$.gps[0]'));\n"
+)
+SCHEMA_SQL += PHOTO_INDEXES_SQL
+
 _SEGMENT_COLS = 's.id, s.kind, s.chunk, s.start, s."end", s.text, s.why, s.spaces, f.path'
 _FILE_COLS = (
     "f.id, f.path, f.size, f.mtime_ns, f.modality, f.hash, f.status, f.error, f.indexed_at, f.meta"
@@ -84,7 +96,21 @@ def connect(path: Path, *, write: bool) -> sqlite3.Connection:
         uri = f"file:{path.as_posix()}?mode=ro"
         con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     con.execute("PRAGMA busy_timeout=30000")
+    con.create_function("mms_km", 4, distance_km, deterministic=True)
     return con
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine, mean Earth radius) for ``--near`` in SQL."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dlat, dlon = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dlat / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dlon / 2) ** 2
+    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(h)))
+
+
+def add_photo_indexes(con: sqlite3.Connection) -> None:
+    """The expression indexes for an index made before they existed (cheap, idempotent)."""
+    con.executescript(PHOTO_INDEXES_SQL)
 
 
 def create(con: sqlite3.Connection) -> None:
@@ -113,12 +139,15 @@ class FileFilter:
     min_size: int | None = None
     max_size: int | None = None
     exclude_paths: frozenset[str] = frozenset()
+    people: tuple[int, int | None] | None = None  # face count, at least .. at most
+    near: tuple[float, float, float] | None = None  # latitude, longitude, radius km
+    place: tuple[str, str | None] | None = None  # country code [, region] a photo was taken in
 
     def __bool__(self) -> bool:
         return any(
             v not in (None, frozenset())
             for v in (self.types, self.path_glob, self.after, self.before, self.min_size,
-                      self.max_size, self.exclude_paths)
+                      self.max_size, self.exclude_paths, self.people, self.near, self.place)
         )  # fmt: skip
 
     def where(self) -> tuple[str, list[Any]]:
@@ -144,6 +173,28 @@ class FileFilter:
         if self.max_size is not None:
             clauses.append("f.size <= ?")
             params.append(self.max_size)
+        if self.people is not None:
+            low, high = self.people
+            clauses.append(f"{PEOPLE} >= ?")
+            params.append(low)
+            if high is not None:
+                clauses.append(f"{PEOPLE} <= ?")
+                params.append(high)
+        if self.near is not None:
+            lat, lon, km = self.near
+            # A latitude band first (indexed), then the exact distance on what is left.
+            band = km / 111.0
+            clauses.append(f"{LATITUDE} BETWEEN ? AND ?")
+            params += [lat - band, lat + band]
+            clauses.append(f"mms_km({LATITUDE}, {LONGITUDE}, ?, ?) <= ?")
+            params += [lat, lon, km]
+        if self.place is not None:
+            code, region = self.place
+            clauses.append("json_extract(f.meta, '$.place.country_code') = ?")
+            params.append(code)
+            if region:
+                clauses.append("json_extract(f.meta, '$.place.region') = ?")
+                params.append(region)
         if self.exclude_paths:
             clauses.append(f"f.path NOT IN ({','.join('?' * len(self.exclude_paths))})")
             params += [os.fsencode(p) for p in sorted(self.exclude_paths)]

@@ -262,6 +262,8 @@ class IndexWriter(_Connected):
                 db.write_meta(con, generation=0, profile=profile, created=now, updated=0.0,
                               roots=[], next_id=0, previous_files=[])  # fmt: skip
                 con.execute("COMMIT")
+            else:
+                db.add_photo_indexes(con)
         except sqlite3.Error as exc:
             raise _write_error(index_dir, exc) from None
         except OSError as exc:
