@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.tune_conse import Qrels, evaluate
+from benchmarks.tune_conse import Qrels, evaluate, ndcg_mrr
 from mmsearch_cli.config import default_model_dir
 from mmsearch_cli.decoders.image import load_image
 from mmsearch_cli.embedders.adapter import SEEN_FROM_TRUST, AdapterImageEmbedder
@@ -102,14 +102,17 @@ def image_to_image(
         if "image" in q:
             queries.append((q["image"], {p: g for p, g in q["relevant"].items()}))
     lite = l2_normalise(np.stack([f for _, f in adapter.classifier.analyse(items)]))
-    scenes = SceneClassifier(model_dir=adapter.model_dir, size=224)
-    places = l2_normalise(np.stack([r.features for r in scenes.analyse(items)]))
+    variants = [("EfficientNet-Lite0 (before)", lite)]
+    for size in (160, 224):
+        scenes = SceneClassifier(model_dir=adapter.model_dir, size=size)
+        places = l2_normalise(
+            np.stack([r.features for r in scenes.read([i.payload for i in items])])
+        )
+        variants.append((f"Places365 pooled, {size} px", places))
+        both = l2_normalise(np.concatenate([lite, places], axis=1))
+        variants.append((f"both, concatenated, {size} px", both))
     index = {p: i for i, p in enumerate(paths)}
-    for label, vectors in (
-        ("EfficientNet-Lite0 (shipped)", lite),
-        ("Places365 pooled", places),
-        ("both, concatenated", l2_normalise(np.concatenate([lite, places], axis=1))),
-    ):
+    for label, vectors in variants:
         scores = []
         for image, rel in queries:
             sims = vectors @ vectors[index[image]]

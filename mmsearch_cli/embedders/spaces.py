@@ -37,13 +37,13 @@ BUILTIN: tuple[SpaceSpec, ...] = (
         {"text": "minilm", "image": "photo-minilm", "audio": "yamnet-tags-minilm"},
         weight={"text": 1.0, "image": 0.5, "audio": 0.5},
     ),
-    SpaceSpec("visual", {"image": "effnet-lite0-features"}, weight={"image": 1.0}),
+    SpaceSpec("visual", {"image": "effnet-places-features"}, weight={"image": 1.0}),
     SpaceSpec("audio", {"audio": "yamnet-embedding"}, weight={"audio": 1.0}),
 )
 
 PROFILES = {
     "builtin": "offline default: MiniLM text space (photos via ImageNet labels and Places365 "
-    "scenes, drawings via our adapter, sounds via AudioSet tags), EfficientNet "
+    "scenes, drawings via our adapter, sounds via AudioSet tags), EfficientNet + Places365 "
     "image-to-image space, YAMNet sound-to-sound space",
     "clip": "builtin plus a CLIP/SigLIP image-text space from --model (hub id or folder)",
     "clip-only": "only the CLIP/SigLIP image-text space from --model",
