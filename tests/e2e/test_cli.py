@@ -105,7 +105,7 @@ def test_info_reports_counts_models_and_failures(sample_index: tuple[Path, Path]
     data = json.loads(invoke("info", "--index", index, "--json").out)
     assert data["files_by_modality"]["image"] > 100 and data["files_by_modality"]["text"] > 10
     spaces = {s["name"]: s for s in data["spaces"]}
-    assert spaces["text"]["dim"] == 384 and spaces["visual"]["dim"] == 1280
+    assert spaces["text"]["dim"] == 384 and spaces["visual"]["dim"] == 1792
     failed = {os.path.basename(f["path"]) for f in data["failed_files"]}
     assert {"empty.jpg", "truncated.jpg", "text_not_image.png", "truncated.mp4"} <= failed
     listing = invoke("info", "--index", index, "--failed")

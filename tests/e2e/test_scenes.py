@@ -68,3 +68,15 @@ def test_a_snow_house_query_finds_the_igloo_through_its_scene() -> None:
     assert why["scenes"][0][0] == "igloo" and why["io"] == "outdoors"
     plain = embedder.conse.embed([_picture(names[0])])[0].vector  # without the scene
     assert float(out[0].vector @ query) > float(plain @ query) + 0.05
+
+
+def test_the_visual_space_puts_scene_features_beside_effnets() -> None:
+    from mmsearch_cli.embedders.visual import SceneVisualEmbedder
+
+    # fish5 and fish14 are both swallowtail seaperch (corpus README).
+    names = ["fishes/fish5.webp", "fishes/fish14.webp", "tools/hammer1.webp"]
+    out = SceneVisualEmbedder(model_dir=MODEL_DIR).embed([_picture(n) for n in names])
+    vectors = np.stack([e.vector for e in out])
+    assert vectors.shape == (3, 1792)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
