@@ -91,6 +91,9 @@ def index(
     for root, reason in summary.held_back.items():
         console.warn(f"root {root} {reason} (`mms forget {root}` drops them; or --force-prune)")
     changed = summary.added + summary.updated + summary.removed + summary.moved + summary.failed
+    if summary.unsupported and changed and not json_out:
+        skipped = describe_unsupported(dict(summary.unsupported))
+        console.info(f"skipped {skipped} (README lists the supported types)", quiet=quiet)
     if changed and not json_out:
         console.info(
             f"indexed {summary.added} new, {summary.updated} changed, {summary.moved} moved, "
@@ -142,6 +145,12 @@ def info(
     _print_info(data)
 
 
+def describe_unsupported(counts: dict[str, int]) -> str:
+    """ "14 unsupported: 12 without extension, 2 .xyz" (the commonest first)."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return f"{sum(counts.values())} unsupported: " + ", ".join(f"{n} {t}" for t, n in ranked)
+
+
 def _print_info(data: dict[str, Any]) -> None:
     def out(text: str) -> None:
         sys.stdout.buffer.write(os.fsencode(text))
@@ -168,6 +177,9 @@ def _print_info(data: dict[str, Any]) -> None:
     )
     if data.get("partial"):
         out(f"partial    {data['partial']} texts indexed up to max_text_chunks (see README)\n")
+    if data.get("unsupported_by_type"):
+        skipped = describe_unsupported(data["unsupported_by_type"])
+        out(f"skipped    {skipped} (at the last run; README lists the supported types)\n")
     out("spaces\n")
     for s in data["spaces"]:
         models = ", ".join(f"{m}: {e}" for m, e in s["encoders"].items())

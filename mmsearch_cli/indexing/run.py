@@ -27,6 +27,14 @@ from mmsearch_cli.indexing.diff import diff_files
 from mmsearch_cli.indexing.embed import ProgressFn, embed_all
 from mmsearch_cli.indexing.guard import MAX_DELETE, root_device
 from mmsearch_cli.indexing.scan import scan, under_roots
+from mmsearch_cli.indexing.sniff import (
+    NO_EXTENSION,
+    count_by_type,
+    looks_like_text,
+    resolve,
+    type_label,
+)
+from mmsearch_cli.items import modality_of
 from mmsearch_cli.store.index import IndexWriter
 from mmsearch_cli.store.lock import index_lock
 from mmsearch_cli.store.manifest import database_path, read_manifest, sidecar_path
@@ -49,6 +57,7 @@ class IndexSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)
     problems: dict[str, str] = field(default_factory=dict)
     held_back: dict[str, str] = field(default_factory=dict)  # root -> why nothing was pruned
+    unsupported: Counter[str] = field(default_factory=Counter)  # type label -> files
 
     def to_dict(self) -> dict[str, Any]:
         reasons = Counter(reason for _, reason in self.failures)
@@ -69,6 +78,7 @@ class IndexSummary:
             "failures_by_reason": dict(reasons),
             "scan_problems": [{"path": p, "reason": r} for p, r in self.problems.items()],
             "held_back": [{"root": p, "reason": r} for p, r in self.held_back.items()],
+            "unsupported_by_type": dict(self.unsupported),
         }
 
 
@@ -122,6 +132,7 @@ def _update(
     summary = IndexSummary(resumed=writer.replay())
     root_strs = [os.path.abspath(os.fsdecode(r)) for r in roots]
     if opts.add_roots:
+        _check_named_files(root_strs)
         _check_aliases(root_strs, writer.roots)
         writer.set_roots(writer.roots + [r for r in root_strs if r not in writer.roots])
     else:
@@ -134,6 +145,12 @@ def _update(
         skip_dirs=(index_dir,),
     )
     summary.problems = found.problems
+    texts, binaries = resolve(found.extensionless, writer.files, writer.sniffed_binaries)
+    found.files.update(texts)
+    writer.set_sniffed_binaries(binaries)
+    summary.unsupported = count_by_type([*found.unsupported, *binaries])
+    if opts.add_roots:
+        writer.set_unsupported(dict(summary.unsupported))
     todo = diff_files(writer, found.files, root_strs, opts, summary, full_reembed)
     for root in root_strs:  # remember where each root lives, once it holds files
         device = root_device(root)
@@ -147,6 +164,20 @@ def _update(
         for embedder in {id(e): e for e in space.encoders.values()}.values():
             embedder.prepare_query()
     return summary
+
+
+def _check_named_files(roots: list[str]) -> None:
+    """A file named on the command line that mms cannot read is a usage error (exit 2),
+    not a silent no-op."""
+    for root in roots:
+        if not os.path.isfile(root) or modality_of(root) is not None:
+            continue
+        label = type_label(root)
+        if label != NO_EXTENSION or not looks_like_text(root):
+            what = "files without an extension that are not text" if label == NO_EXTENSION else (
+                f"{label} files")  # fmt: skip
+            raise UsageError(f"{root}: {what} are not supported",
+                             hint="the README lists the supported types")  # fmt: skip
 
 
 def _check_aliases(new: list[str], known: list[str]) -> None:

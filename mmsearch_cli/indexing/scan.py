@@ -1,4 +1,5 @@
-"""Find indexable files under the roots, by extension, costing one ``stat`` per file."""
+"""Find indexable files under the roots, by extension, costing one ``stat`` per file;
+files without a known extension are reported too (``indexing.sniff`` decides on them)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ class FoundFile:
 class ScanResult:
     files: dict[str, FoundFile] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)  # path -> reason (unreadable dir…)
+    # Files no extension names: extensionless ones may be text (``indexing.sniff``); the
+    # others are counted as unsupported, so nothing is skipped silently.
+    extensionless: dict[str, FoundFile] = field(default_factory=dict)
+    unsupported: list[str] = field(default_factory=list)
 
 
 def scan(
@@ -130,10 +135,20 @@ class _Walker:
             return None
 
     def consider(self, path: str, st: os.stat_result) -> None:
-        modality = modality_of(path)
-        if modality is None or (self.modalities is not None and modality not in self.modalities):
-            return
         if _excluded(path, self.exclude):
+            return
+        modality = modality_of(path)
+        if modality is None:
+            if self.modalities is not None and "text" not in self.modalities:
+                return
+            if not os.path.splitext(os.path.basename(path))[1]:
+                self.result.extensionless[path] = FoundFile(
+                    path, st.st_size, st.st_mtime_ns, "text"
+                )
+            else:
+                self.result.unsupported.append(path)
+            return
+        if self.modalities is not None and modality not in self.modalities:
             return
         self.result.files[path] = FoundFile(path, st.st_size, st.st_mtime_ns, modality)
 

@@ -424,6 +424,22 @@ class IndexWriter(_Connected):
         """The device each root was on when it last held files (``indexing.guard``)."""
         return {str(k): int(v) for k, v in dict(self.meta.get("root_devices") or {}).items()}
 
+    @property
+    def sniffed_binaries(self) -> dict[str, list[int]]:
+        """Extensionless files found not to be text, with their (size, mtime_ns)."""
+        return dict(self.meta.get("sniffed_binaries") or {})
+
+    def set_sniffed_binaries(self, binaries: dict[str, list[int]]) -> None:
+        if binaries != self.sniffed_binaries:
+            self.meta["sniffed_binaries"] = binaries
+            self.dirty = True
+
+    def set_unsupported(self, counts: dict[str, int]) -> None:
+        """The last full run's unsupported files by type, for ``mms info``."""
+        if counts != self.meta.get("unsupported"):
+            self.meta["unsupported"] = counts
+            self.dirty = True
+
     def set_root_device(self, root: str, device: int) -> None:
         devices = self.root_devices
         if devices.get(root) != device:

@@ -50,6 +50,7 @@ def index_info(index_dir: Path) -> dict[str, Any]:
         "segments": counts["segments"],
         "failed": counts["failed"],
         "partial": counts["partial"],  # indexed up to a work limit (max_text_chunks)
+        "unsupported_by_type": dict(meta.get("unsupported") or {}),  # at the last run
         "failed_files": [{"path": path, "error": error} for path, error in failed],
         "bytes_on_disk": _disk_usage(index_dir),
         "spaces": [
