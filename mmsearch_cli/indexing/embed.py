@@ -64,7 +64,7 @@ def embed_items(items: list[MediaItem], spaces: list[LiveSpace]) -> EmbeddedFile
                     out.whys[i].update(res.why)
         out.vectors[space.name] = per_item
     for i, item in enumerate(items):
-        for key in ("file_tags", "facts"):  # what the file says of itself, for "why"
+        for key in ("file_tags", "facts", "page", "section"):  # what the file says of itself
             if item.meta.get(key):
                 out.whys[i][key] = item.meta[key]
     return out

@@ -275,4 +275,6 @@ def _hit(
         size=rec.size,
         mtime=rec.mtime_ns / 1e9,
         segment_id=seg.id,
+        page=seg.why.get("page") if isinstance(seg.why.get("page"), int) else None,
+        section=str(seg.why["section"]) if seg.why.get("section") else None,
     )

@@ -37,6 +37,8 @@ class Hit:
     size: int = 0
     mtime: float = 0.0
     segment_id: int = -1
+    page: int | None = None  # 1-based page of a PDF hit
+    section: str | None = None  # heading or chapter of a document hit
 
 
 class Row(TypedDict):
@@ -57,6 +59,8 @@ class Row(TypedDict):
     size: int | None
     mtime: float | None
     path_b64: NotRequired[str]  # only for names that are not valid UTF-8
+    page: NotRequired[int]  # documents only: the PDF page (1-based) of the hit
+    section: NotRequired[str]  # documents only: the heading or chapter of the hit
     # after reranking only
     rank_before: NotRequired[int]
     first_stage_score: NotRequired[float]
@@ -72,9 +76,12 @@ def has_surrogates(path: str) -> bool:
 
 
 def ref(row: Row) -> str:
-    """``path#t=SS.s`` for time-based hits (media fragment URI syntax), else the path."""
+    """``path#t=SS.s`` for time-based hits (media fragment URI syntax), ``path#page=N`` for
+    a PDF page (what PDF viewers open), else the path."""
     if row.get("t") is not None:
         return f"{row['path']}#t={row['t']:.1f}"
+    if row.get("page") is not None:
+        return f"{row['path']}#page={row['page']}"
     return str(row["path"])
 
 
@@ -97,6 +104,10 @@ def to_row(hit: Hit) -> Row:
     )
     if has_surrogates(row["path"]):
         row["path_b64"] = base64.b64encode(os.fsencode(row["path"])).decode()
+    if hit.page is not None:
+        row["page"] = hit.page
+    if hit.section:
+        row["section"] = hit.section
     return row
 
 
@@ -158,6 +169,12 @@ def from_json(obj: object, where: str, rank: int) -> Row:
         if not isinstance(obj["path_b64"], str):
             raise bad("path_b64", "a string")
         row["path_b64"] = obj["path_b64"]
+    if obj.get("page") is not None:
+        row["page"] = count("page", 1)
+    if obj.get("section") is not None:
+        if not isinstance(obj["section"], str):
+            raise bad("section", "a string")
+        row["section"] = obj["section"]
     if "rank_before" in obj:
         row["rank_before"] = count("rank_before", 0)
     if "first_stage_score" in obj:
