@@ -38,6 +38,12 @@ class Limits:
     video_min_interval: float = 1.0  # seconds between keyframes, at least
     video_max_interval: float = 10.0  # a keyframe at least this often, even without cuts
     video_max_keyframes: int = 200  # per video
+    # Documents (decoders/documents.py): pages read per PDF, the rest is left out (partial)
+    max_pages: int = 2000
+    max_ocr_pages: int = 20  # PDF pages without a text layer read by OCR (~1-2 s each)
+    # bytes inflated in all from a DOCX/ODT/EPUB zip (a zip bomb stops here)
+    max_archive_bytes: int = 100 * 1024 * 1024
+    max_document_seconds: float = 120.0  # reading one document stops here (partial)
 
 
 @dataclass(frozen=True)

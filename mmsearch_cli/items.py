@@ -17,12 +17,20 @@ InputModality = Literal["text", "image", "audio"]
 
 FILE_MODALITIES: tuple[FileModality, ...] = ("text", "image", "audio", "video")
 
+# Documents are "text" files read by their own decoders (decoders/documents.py); camera
+# RAW, AVIF and SVG are pictures (decoders/image.py).
+DOCUMENT_EXTENSIONS = frozenset(
+    (".pdf", ".docx", ".odt", ".epub", ".html", ".htm", ".xhtml", ".rtf")
+)
+RAW_EXTENSIONS = frozenset((".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf", ".orf"))
+
+_IMAGES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif",
+           ".avif", ".svg")  # fmt: skip
+_TEXTS = (".txt", ".md", ".markdown", ".rst", ".org")
+
 EXTENSIONS: dict[str, FileModality] = {
-    **dict.fromkeys(
-        (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"),
-        "image",
-    ),
-    **dict.fromkeys((".txt", ".md", ".markdown", ".rst"), "text"),
+    **dict.fromkeys((*_IMAGES, *sorted(RAW_EXTENSIONS)), "image"),
+    **dict.fromkeys((*_TEXTS, *sorted(DOCUMENT_EXTENSIONS)), "text"),
     **dict.fromkeys((".wav", ".mp3", ".ogg", ".oga", ".flac", ".m4a", ".opus"), "audio"),
     **dict.fromkeys((".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"), "video"),
 }

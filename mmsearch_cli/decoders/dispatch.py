@@ -9,7 +9,7 @@ from typing import Any
 from mmsearch_cli.config import Limits, Settings
 from mmsearch_cli.decoders.text import chunk_text, read_text, title_of
 from mmsearch_cli.errors import MediaError
-from mmsearch_cli.items import MediaItem
+from mmsearch_cli.items import DOCUMENT_EXTENSIONS, MediaItem
 
 
 def decode(path: str, modality: str, settings: Settings) -> tuple[dict[str, Any], list[MediaItem]]:
@@ -17,6 +17,10 @@ def decode(path: str, modality: str, settings: Settings) -> tuple[dict[str, Any]
     p = Path(path)
     limits = settings.limits
     if modality == "text":
+        if p.suffix.lower() in DOCUMENT_EXTENSIONS:
+            from mmsearch_cli.decoders.documents import decode_document
+
+            return decode_document(p, settings)
         return _decode_text(p, limits)
     if modality == "image":
         from mmsearch_cli.decoders.photo import decode_photo

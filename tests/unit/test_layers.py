@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "indexing": {"decoders", "embedders", "store", "search.explain", "items", "config", "errors"},
     "search": {"embedders", "decoders", "store", "items", "config", "errors"},
     "embedders": {"decoders", "models", "store.state", "items", "config", "errors"},
-    "decoders": {"embedders.yamnet", "models", "items", "config", "errors"},
+    "decoders": {"embedders.yamnet", "embedders.ocr", "models", "items", "config", "errors"},
     "store": {"items", "errors"},
     "models": {"config", "errors"},
     "config": {"errors"},
