@@ -9,6 +9,7 @@ out and the photo is indexed without it; nothing here raises.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,19 +37,54 @@ class PhotoExif:
     camera: str | None = None  # "Canon EOS 5D Mark II"
 
 
-def read_exif(path: Path) -> PhotoExif:
-    """The trusted fields of a photo's EXIF block (all None if it has none)."""
+def read_exif(source: Path | bytes) -> PhotoExif:
+    """The trusted fields of a photo's EXIF block (all None if it has none): from the file
+    at a path, or from an EXIF block's bytes (a RAW preview's ``img.info["exif"]``)."""
     try:
-        with Image.open(path) as img:
-            exif = img.getexif()
-            sub = exif.get_ifd(_EXIF_IFD)
-            gps_ifd = exif.get_ifd(_GPS_IFD)
-            raw_time = sub.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
-            make, model = exif.get(_MAKE), exif.get(_MODEL)
+        if isinstance(source, bytes):
+            exif = Image.Exif()
+            exif.load(source)
+            fields = _fields(exif)
+        else:
+            try:
+                with Image.open(source) as img:
+                    fields = _fields(img.getexif())
+            except Exception:  # a RAW Pillow does not open (16-bit CFA): its TIFF head
+                fields = _tiff_fields(source)
     except Exception:  # metadata is a bonus; a damaged block never costs the photo
         return PhotoExif()
+    raw_time, gps_ifd, make, model = fields
     return PhotoExif(taken=parse_exif_time(raw_time), gps=parse_gps(gps_ifd),
                      camera=camera_name(make, model))  # fmt: skip
+
+
+def _tiff_fields(path: Path) -> tuple[Any, Any, Any, Any]:
+    """``_fields`` of a TIFF-based RAW Pillow does not open (a 16-bit CFA in IFD0: DNG, NEF,
+    ARW...), read IFD by IFD from the file; raises if the file is not a TIFF."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    def ifd_at(fh: Any, header: bytes, offset: int) -> ImageFileDirectory_v2:
+        ifd = ImageFileDirectory_v2(header)
+        fh.seek(offset)
+        ifd.load(fh)
+        return ifd
+
+    with open(path, "rb") as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        header = fh.read(8)
+        if header[:4] not in (b"II*\x00", b"MM\x00*"):
+            raise ValueError("not a TIFF")
+        ifd0 = ifd_at(fh, header, ImageFileDirectory_v2(header).next)
+        sub = ifd_at(fh, header, ifd0[_EXIF_IFD]) if _EXIF_IFD in ifd0 else {}
+        gps = ifd_at(fh, header, ifd0[_GPS_IFD]) if _GPS_IFD in ifd0 else {}
+        raw_time = sub.get(_DATETIME_ORIGINAL) or ifd0.get(_DATETIME)
+        return raw_time, dict(gps), ifd0.get(_MAKE), ifd0.get(_MODEL)
+
+
+def _fields(exif: Image.Exif) -> tuple[Any, Any, Any, Any]:
+    sub = exif.get_ifd(_EXIF_IFD)
+    raw_time = sub.get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
+    return raw_time, exif.get_ifd(_GPS_IFD), exif.get(_MAKE), exif.get(_MODEL)
 
 
 def parse_exif_time(raw: Any) -> str | None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmsearch_cli.errors import MediaError
+from mmsearch_cli.items import RAW_EXTENSIONS
 
 # The models look at 224-260 px; OCR and colours need a little more. Decoding JPEGs
 # with DCT scaling to about this size is ~4x faster than a full decode (12 MP: 47 vs 172 ms).
@@ -41,8 +43,24 @@ def load_image(path: Path, *, max_pixels: int, work_size: int = WORK_SIZE) -> Im
     The declared size is checked before any pixel is decoded, so a decompression bomb
     costs a header read, not gigabytes of memory.
     """
-    if path.suffix.lower() in {".heic", ".heif"}:
+    suffix = path.suffix.lower()
+    if suffix == ".svg":
+        from mmsearch_cli.decoders.svg import render_svg
+
+        return finish(render_svg(path, max_pixels=max_pixels, work_size=work_size), work_size)
+    if suffix in RAW_EXTENSIONS:
+        from mmsearch_cli.decoders.raw import load_raw
+
+        return load_raw(path, max_pixels=max_pixels, work_size=work_size)
+    if suffix in {".heic", ".heif"}:
         _register_heif()
+    return decode_image(path, max_pixels=max_pixels, work_size=work_size)
+
+
+def decode_image(
+    source: Path | BinaryIO, *, max_pixels: int, work_size: int = WORK_SIZE
+) -> Image.Image:
+    """``load_image`` for a file Pillow reads (a path, or bytes such as a RAW's preview)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -50,7 +68,7 @@ def load_image(path: Path, *, max_pixels: int, work_size: int = WORK_SIZE) -> Im
             # Pillow's own checks (seek, load) follow our limit, so raising it works.
             Image.MAX_IMAGE_PIXELS = None
             try:
-                img: Image.Image = Image.open(path)
+                img: Image.Image = Image.open(source)
             finally:
                 Image.MAX_IMAGE_PIXELS = max_pixels
             width, height = img.size
@@ -66,7 +84,7 @@ def load_image(path: Path, *, max_pixels: int, work_size: int = WORK_SIZE) -> Im
     except Image.DecompressionBombError:
         raise MediaError(f"image is over the limit of {max_pixels} pixels") from None
     except UnidentifiedImageError:
-        size = _png_declared_size(path)  # a truncated bomb: Pillow gives up before the size
+        size = _png_declared_size(source)  # a truncated bomb: Pillow gives up before the size
         if size and size[0] * size[1] > max_pixels:
             raise MediaError(
                 f"image is {size[0]}x{size[1]} pixels, over the limit of {max_pixels}"
@@ -74,6 +92,11 @@ def load_image(path: Path, *, max_pixels: int, work_size: int = WORK_SIZE) -> Im
         raise MediaError("not a readable image (unknown or damaged format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MediaError(f"cannot decode image: {exc}") from None
+    return finish(img, work_size)
+
+
+def finish(img: Image.Image, work_size: int = WORK_SIZE) -> Image.Image:
+    """A decoded picture to RGB at most ``work_size``, upright (EXIF orientation)."""
     # Shrink first, in the decoded mode: rotating and converting then touch a 1024 px
     # copy, not three full-size ones (a 36 Mpx RGBA PNG peaked at 464 MiB that way).
     try:
@@ -90,10 +113,14 @@ def load_image(path: Path, *, max_pixels: int, work_size: int = WORK_SIZE) -> Im
     return img
 
 
-def _png_declared_size(path: Path) -> tuple[int, int] | None:
+def _png_declared_size(source: Path | BinaryIO) -> tuple[int, int] | None:
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(24)
+        if isinstance(source, Path):
+            with open(source, "rb") as fh:
+                head = fh.read(24)
+        else:
+            source.seek(0)
+            head = source.read(24)
     except OSError:
         return None
     if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":

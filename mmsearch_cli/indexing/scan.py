@@ -11,6 +11,8 @@ from pathlib import Path
 
 from mmsearch_cli.items import FileModality, modality_of
 
+SIDECARS = (".xmp",)  # metadata files that belong to a photo beside them
+
 
 @dataclass
 class FoundFile:
@@ -139,6 +141,8 @@ class _Walker:
             return
         modality = modality_of(path)
         if modality is None:
+            if path.lower().endswith(SIDECARS):
+                return  # read with its photo (decoders/photo.py), not a file of its own
             if self.modalities is not None and "text" not in self.modalities:
                 return
             if not os.path.splitext(os.path.basename(path))[1]:

@@ -2,8 +2,8 @@
 
 Both come from what the embedders recorded about a segment (``SegmentRecord.why``):
 ImageNet labels with probabilities (or, for drawings, the adapter's nearest words),
-Places365 scenes, dominant colours, OCR words and the file's facts (people, place, date,
-camera) for pictures, AudioSet
+Places365 scenes, dominant colours, OCR words and the file's facts (XMP sidecar title,
+description and keywords, people, place, date, camera) for pictures, AudioSet
 tags for sounds, file tags (ID3/Vorbis title, artist, genre) for media files.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 TEXT_KINDS = ("chunk", "speech")  # segments whose own text is what was embedded
 MIN_LABEL = 0.05  # labels/tags below this probability are noise (the first always shows)
 # What a photo's file says of it (decoders/photo.py), in the order "why" lists them.
-FACTS = ("people", "place", "date", "camera")
+FACTS = ("xmp", "people", "place", "date", "camera")
 SURROGATE_MIN = 0.1  # the cross-encoder reads fewer, surer labels (measured, rerank/stage.py)
 
 

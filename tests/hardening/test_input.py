@@ -25,7 +25,7 @@ from mmsearch_cli.config import Limits, load_settings
 from mmsearch_cli.decoders.image import load_image
 from mmsearch_cli.decoders.text import read_text
 from mmsearch_cli.errors import MediaError
-from mmsearch_cli.items import EXTENSIONS
+from mmsearch_cli.items import EXTENSIONS, RAW_EXTENSIONS
 from mmsearch_cli.store import db
 from mmsearch_cli.store.index import IndexReader
 from mmsearch_cli.store.state import FileRecord
@@ -115,9 +115,30 @@ def make_video(path: Path, frames: int = 20) -> None:
             out.mux(packet)
 
 
+DOCUMENTS = SAMPLE / "documents"
+# A real file of each document type (sample_data/documents, made by real tools).
+DOCUMENT_SAMPLES = {
+    ".pdf": "bicycle_manual.pdf", ".docx": "lease_agreement.docx", ".odt": "cardamom_buns.odt",
+    ".epub": "printing_press.epub", ".html": "contrastive_embeddings.html",
+    ".htm": "jupiter_moons.html", ".xhtml": "jupiter_moons.html", ".rtf": "houseplants.rtf",
+}  # fmt: skip
+
+
 def make_valid(path: Path) -> None:
     modality = EXTENSIONS[path.suffix]
-    if modality == "image":
+    if path.suffix in RAW_EXTENSIONS:
+        from PIL import Image
+
+        from tests.e2e.test_photo_formats import make_dng
+
+        with Image.open(PHOTO) as img:
+            path.write_bytes(make_dng(img.convert("RGB"), preview=img.convert("RGB")))
+    elif path.suffix == ".svg":
+        path.write_text('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="48">'
+                        '<rect width="64" height="48" fill="red"/></svg>')  # fmt: skip
+    elif path.suffix in DOCUMENT_SAMPLES:
+        shutil.copy(DOCUMENTS / DOCUMENT_SAMPLES[path.suffix], path)
+    elif modality == "image":
         make_image(path)
     elif modality == "audio":
         make_audio(path)
