@@ -83,7 +83,22 @@ def decode_document(path: Path, settings: Settings) -> tuple[dict[str, Any], lis
         raise MediaError("document nested too deeply") from None
     except OSError as exc:
         raise MediaError(f"cannot read: {exc.strerror or exc}") from None
-    return out.finish()
+    meta, items = out.finish()
+    if words := document_words(meta):
+        for item in items:  # "why" and the lexical space show who wrote it and when
+            item.meta["facts"] = {"document": words}
+    return meta, items
+
+
+def document_words(meta: dict[str, Any]) -> str:
+    """ "Residential Lease Agreement, by Maple Street Housing Co-operative, 2026-12-05":
+    the document's title, author and creation date."""
+    parts = [str(meta["title"])] if meta.get("title") else []
+    if meta.get("author"):
+        parts.append(f"by {meta['author']}")
+    if meta.get("created"):
+        parts.append(str(meta["created"])[:10])
+    return ", ".join(parts)
 
 
 # -- gathering paragraphs into chunks ------------------------------------------------------

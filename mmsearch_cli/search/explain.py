@@ -17,7 +17,7 @@ from typing import Any
 TEXT_KINDS = ("chunk", "speech")  # segments whose own text is what was embedded
 MIN_LABEL = 0.05  # labels/tags below this probability are noise (the first always shows)
 # What a photo's file says of it (decoders/photo.py), in the order "why" lists them.
-FACTS = ("xmp", "people", "place", "date", "camera")
+FACTS = ("xmp", "document", "people", "place", "date", "camera")
 SURROGATE_MIN = 0.1  # the cross-encoder reads fewer, surer labels (measured, rerank/stage.py)
 
 
