@@ -177,7 +177,15 @@ def _embed_file(
         if not items:
             raise MediaError("nothing to index in this file")
         embedded = embed_items(items, live)
-        if file_signature(found.path) != (found.size, found.mtime_ns):
+        now = file_signature(found.path)
+        # A photo's found.mtime_ns may be its XMP sidecar's, newer than its own (scan.py).
+        sidecar = (
+            found.modality == "image"
+            and now is not None
+            and now[0] == found.size
+            and now[1] < found.mtime_ns
+        )
+        if now != (found.size, found.mtime_ns) and not sidecar:
             record.status = CHANGED  # read while being written: the next run takes it whole
             return record, [], {}
     except MediaError as exc:

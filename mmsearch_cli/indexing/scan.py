@@ -80,13 +80,15 @@ class _Walker:
 
     def visit(self, directory: str) -> None:
         """List one folder: files are considered, subfolders pushed to visit."""
-        for entry in self._entries(directory):
+        entries = self._entries(directory)
+        sidecars = {e.name: e for e in entries if e.name.lower().endswith(SIDECARS)}
+        for entry in entries:
             if not self.include_hidden and entry.name.startswith("."):
                 continue
             path = os.path.join(directory, entry.name)
             st = self._classify(path, entry)
             if st is not None and stat.S_ISREG(st.st_mode):
-                self.consider(path, st)
+                self.consider(path, st, _sidecar_mtime(entry.name, sidecars))
             elif st is not None and not stat.S_ISDIR(st.st_mode):
                 kind = ("FIFO" if stat.S_ISFIFO(st.st_mode) else "socket"
                         if stat.S_ISSOCK(st.st_mode) else "device")  # fmt: skip
@@ -136,7 +138,7 @@ class _Walker:
             self.result.problems[path] = f"cannot stat: {exc.strerror}"
             return None
 
-    def consider(self, path: str, st: os.stat_result) -> None:
+    def consider(self, path: str, st: os.stat_result, sidecar_mtime: int = 0) -> None:
         if _excluded(path, self.exclude):
             return
         modality = modality_of(path)
@@ -154,7 +156,26 @@ class _Walker:
             return
         if self.modalities is not None and modality not in self.modalities:
             return
-        self.result.files[path] = FoundFile(path, st.st_size, st.st_mtime_ns, modality)
+        # A photo's sidecar is part of it: its newer mtime makes the photo "changed".
+        mtime = max(st.st_mtime_ns, sidecar_mtime) if modality == "image" else st.st_mtime_ns
+        self.result.files[path] = FoundFile(path, st.st_size, mtime, modality)
+
+
+def _sidecar_mtime(name: str, sidecars: dict[str, os.DirEntry[str]]) -> int:
+    """The mtime of ``name``'s XMP sidecar in the same folder (``IMG_1.xmp``, ``.XMP`` or
+    ``IMG_1.jpg.xmp``, as ``decoders.photo.xmp_sidecar`` looks), else 0. One ``stat`` for
+    the sidecar, as for any file."""
+    if not sidecars:
+        return 0
+    stem = os.path.splitext(name)[0]
+    for candidate in (stem + ".xmp", stem + ".XMP", name + ".xmp"):
+        entry = sidecars.get(candidate)
+        if entry is not None and candidate != name:
+            try:
+                return entry.stat(follow_symlinks=True).st_mtime_ns
+            except OSError:
+                return 0
+    return 0
 
 
 def _excluded(path: str, patterns: tuple[str, ...]) -> bool:

@@ -126,6 +126,8 @@ class Watcher:
         """Note an event on ``path`` (called on watchdog's thread)."""
         if self._ignored(path):
             return
+        if path.lower().endswith(".xmp"):  # a photo's sidecar: its folder's scan re-reads it
+            path = os.path.dirname(path)
         with self.cond:
             self.last_event = time.monotonic()
             self.pending[path] = (self.last_event, file_signature(path))

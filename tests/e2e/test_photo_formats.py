@@ -371,3 +371,32 @@ def test_svg_references_outside_the_document_are_not_drawn(tmp_path: Path) -> No
         assert (img.getpixel((256, 256)) == (0, 255, 0)) is drawn, href
         if not drawn:  # transparent, composited on white, the alpha kept for the colours
             assert img.getpixel((256, 256)) == (255, 255, 255) and ALPHA_KEY in img.info
+
+
+def test_editing_or_removing_a_sidecar_re_indexes_its_photo(tmp_path: Path) -> None:
+    """The sidecar's mtime is part of its photo's: an edit is picked up by the next run,
+    an untouched pair costs nothing, and a removed sidecar takes its words along."""
+    root, index = tmp_path / "photos", tmp_path / "index"
+    root.mkdir()
+    _photo("farm_animals/cow.jpg").save(root / "p1.jpg", quality=90)
+    sidecar = root / "p1.xmp"
+    sidecar.write_text(_xmp("Pasture", "", ["Quixotic"], "Places|Quixotic", 3))
+
+    def run() -> dict[str, Any]:
+        res = invoke("index", root, "--index", index, "--json", "-q")
+        assert res.code == 0, res.err
+        summary: dict[str, Any] = json.loads(res.out)
+        return summary
+
+    assert run()["added"] == 1
+    assert _names(_query(index, "quixotic", "--space", "lexical")) == ["p1.jpg"]
+    assert run()["unchanged"] == 1
+    sidecar.write_text(_xmp("Pasture", "", ["Zephyrine"], "Places|Zephyrine", 3))
+    os.utime(sidecar, ns=(sidecar.stat().st_atime_ns, sidecar.stat().st_mtime_ns + 10**9))
+    again = run()
+    assert again["updated"] == 1 and again["changed_while_reading"] == 0
+    assert _names(_query(index, "zephyrine", "--space", "lexical")) == ["p1.jpg"]
+    assert _query(index, "quixotic", "--space", "lexical") == []
+    sidecar.unlink()
+    assert run()["updated"] == 1
+    assert _query(index, "zephyrine", "--space", "lexical") == []
