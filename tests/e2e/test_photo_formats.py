@@ -14,7 +14,6 @@ import io
 import json
 import os
 import socket
-import sqlite3
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,8 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CORPUS, invoke
+from tests.support.results import file_meta, names
+from tests.support.results import query as search
 
 IMAGES = CORPUS / "images"
 pytestmark = pytest.mark.skipif(not IMAGES.is_dir(), reason="needs the shared corpus")
@@ -199,27 +200,6 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
     yield root, index
 
 
-def _query(index: Path, *args: str) -> list[dict[str, object]]:
-    res = invoke("query", *args, "--index", index, "--no-server", "--format", "json")
-    if res.code == 5:
-        return []
-    assert res.code == 0, res.err
-    rows: list[dict[str, object]] = json.loads(res.out)
-    return rows
-
-
-def _names(rows: list[dict[str, object]]) -> list[str]:
-    return [Path(str(r["path"])).name for r in rows]
-
-
-def _meta(index: Path, name: str) -> dict[str, Any]:
-    con = sqlite3.connect(index / "meta.sqlite")
-    rows = con.execute("SELECT name, meta FROM files").fetchall()
-    con.close()
-    meta: dict[str, Any] = next(json.loads(m) for n, m in rows if bytes(n).decode() == name)
-    return meta
-
-
 @pytest.mark.parametrize(
     ("query", "name"),
     [("a sheep", "f1.avif"), ("a house made of snow", "f2.svg"), ("a giraffe", "f3.dng"),
@@ -229,33 +209,33 @@ def test_each_format_is_found_by_what_it_shows(
     library: tuple[Path, Path], query: str, name: str
 ) -> None:
     _, index = library
-    assert _names(_query(index, query, "-k", "1")) == [name]
+    assert names(search(index, query, "-k", "1")) == [name]
 
 
 def test_raw_exif_and_sizes_are_read(library: tuple[Path, Path]) -> None:
     _, index = library
-    preview = _meta(index, "f3.dng")  # the 1024x683 preview, not the 160x120 thumbnail
+    preview = file_meta(index, "f3.dng")  # the 1024x683 preview, not the 160x120 thumbnail
     assert (preview["width"], preview["height"]) == (1024, 683)
     assert preview["taken"] == "2020-08-15T12:00:00" and preview["camera"] == "Canon EOS R5"
-    mosaic = _meta(index, "f4.dng")  # half-size demosaic; EXIF from IFDs Pillow cannot open
+    mosaic = file_meta(index, "f4.dng")  # half-size demosaic; EXIF from IFDs Pillow cannot open
     assert (mosaic["width"], mosaic["height"]) == (512, 384)
     assert mosaic["taken"] == "2021-01-02T08:00:00" and mosaic["camera"] == "NIKON D750"
-    svg = _meta(index, "f2.svg")  # 120 x 90 mm = 454 x 340 px, drawn at 512 on the long side
+    svg = file_meta(index, "f2.svg")  # 120 x 90 mm = 454 x 340 px, drawn at 512 on the long side
     assert (svg["width"], svg["height"]) == (512, 384)
 
 
 def test_xmp_sidecars_are_searchable_and_explained(library: tuple[Path, Path]) -> None:
     _, index = library
-    xmp = _meta(index, "f5.jpg")["xmp"]
+    xmp = file_meta(index, "f5.jpg")["xmp"]
     assert xmp == {"title": "Grandma Wilhelmina's farm", "description": "Summer at Oakridge",
                    "keywords": ["Wilhelmina", "holiday", "Family", "Grandparents", "Oma"],
                    "rating": 4}  # fmt: skip
-    assert _meta(index, "f6.png")["xmp"]["keywords"] == ["Zanzibar", "Places"]
-    assert _names(_query(index, "wilhelmina", "--space", "lexical"))[:1] == ["f5.jpg"]
-    assert _names(_query(index, "Oakridge", "--space", "lexical"))[:1] == ["f5.jpg"]
-    assert _names(_query(index, "oma", "--space", "lexical"))[:1] == ["f5.jpg"]
-    rows = _query(index, "zanzibar", "--space", "lexical")
-    assert _names(rows)[:1] == ["f6.png"]
+    assert file_meta(index, "f6.png")["xmp"]["keywords"] == ["Zanzibar", "Places"]
+    assert names(search(index, "wilhelmina", "--space", "lexical"))[:1] == ["f5.jpg"]
+    assert names(search(index, "Oakridge", "--space", "lexical"))[:1] == ["f5.jpg"]
+    assert names(search(index, "oma", "--space", "lexical"))[:1] == ["f5.jpg"]
+    rows = search(index, "zanzibar", "--space", "lexical")
+    assert names(rows)[:1] == ["f6.png"]
     assert "Henhouse, Zanzibar, Places" in str(rows[0]["why"])
 
 
@@ -346,7 +326,10 @@ def test_hostile_files_fail_with_one_line_reasons(tmp_path: Path, no_network: li
     reasons = {Path(line.split("\t")[0]).name: line.split("\t")[1] for line in lines}
     for name, words in expected.items():
         assert words in reasons[name], (name, reasons[name])
-    assert _meta(index, "note.nef")["width"] == 1024 and _meta(index, "note2.nef")["width"] == 512
+    assert (
+        file_meta(index, "note.nef")["width"] == 1024
+        and file_meta(index, "note2.nef")["width"] == 512
+    )
 
 
 def test_svg_references_outside_the_document_are_not_drawn(tmp_path: Path) -> None:
@@ -389,14 +372,14 @@ def test_editing_or_removing_a_sidecar_re_indexes_its_photo(tmp_path: Path) -> N
         return summary
 
     assert run()["added"] == 1
-    assert _names(_query(index, "quixotic", "--space", "lexical")) == ["p1.jpg"]
+    assert names(search(index, "quixotic", "--space", "lexical")) == ["p1.jpg"]
     assert run()["unchanged"] == 1
     sidecar.write_text(_xmp("Pasture", "", ["Zephyrine"], "Places|Zephyrine", 3))
     os.utime(sidecar, ns=(sidecar.stat().st_atime_ns, sidecar.stat().st_mtime_ns + 10**9))
     again = run()
     assert again["updated"] == 1 and again["changed_while_reading"] == 0
-    assert _names(_query(index, "zephyrine", "--space", "lexical")) == ["p1.jpg"]
-    assert _query(index, "quixotic", "--space", "lexical") == []
+    assert names(search(index, "zephyrine", "--space", "lexical")) == ["p1.jpg"]
+    assert search(index, "quixotic", "--space", "lexical") == []
     sidecar.unlink()
     assert run()["updated"] == 1
-    assert _query(index, "zephyrine", "--space", "lexical") == []
+    assert search(index, "zephyrine", "--space", "lexical") == []

@@ -14,6 +14,8 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CORPUS, invoke
+from tests.support.results import file_meta, names
+from tests.support.results import query as search
 
 IMAGES = CORPUS / "images"
 pytestmark = pytest.mark.skipif(not IMAGES.is_dir(), reason="needs the shared corpus")
@@ -78,46 +80,25 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Pa
     yield root, index
 
 
-def _query(index: Path, *args: str) -> list[dict[str, object]]:
-    res = invoke("query", *args, "--index", index, "--no-server", "--format", "json")
-    if res.code == 5:
-        return []
-    assert res.code == 0, res.err
-    rows: list[dict[str, object]] = json.loads(res.out)
-    return rows
-
-
-def _names(rows: list[dict[str, object]]) -> list[str]:
-    return [Path(str(r["path"])).name for r in rows]
-
-
-def _meta(index: Path, name: str) -> dict[str, object]:
-    import sqlite3
-
-    con = sqlite3.connect(index / "meta.sqlite")
-    rows = con.execute("SELECT name, meta FROM files").fetchall()
-    return next(json.loads(meta) for n, meta in rows if bytes(n).decode() == name)
-
-
 def test_exif_facts_are_stored_and_absurd_ones_dropped(library: tuple[Path, Path]) -> None:
     _, index = library
-    igloo = _meta(index, "p1.jpg")
+    igloo = file_meta(index, "p1.jpg")
     assert igloo["taken"] == "2019-01-20T10:15:00" and igloo["camera"] == "Canon EOS 5D Mark II"
     place = igloo["place"]
     assert isinstance(place, dict) and place["country"] == "Iceland"
     assert str(place["city"]).startswith("Reykjav")
-    cat = _meta(index, "p4.jpg")  # indexed, without the absurd fields
+    cat = file_meta(index, "p4.jpg")  # indexed, without the absurd fields
     assert "gps" not in cat and "taken" not in cat and "place" not in cat
-    assert "gps" not in _meta(index, "p5.jpg")
+    assert "gps" not in file_meta(index, "p5.jpg")
 
 
 def test_people_are_counted_and_filtered(library: tuple[Path, Path]) -> None:
     _, index = library
-    assert _meta(index, "p2.jpg")["people"] == 5
-    assert _meta(index, "p1.jpg")["people"] == 0
-    assert set(_names(_query(index, "musicians", "--people", "2+"))) == {"p2.jpg", "p3.jpg"}
-    assert set(_names(_query(index, "musicians", "--people", "5"))) == {"p2.jpg"}
-    nobody = set(_names(_query(index, "a photo", "--people", "0")))
+    assert file_meta(index, "p2.jpg")["people"] == 5
+    assert file_meta(index, "p1.jpg")["people"] == 0
+    assert set(names(search(index, "musicians", "--people", "2+"))) == {"p2.jpg", "p3.jpg"}
+    assert set(names(search(index, "musicians", "--people", "5"))) == {"p2.jpg"}
+    nobody = set(names(search(index, "a photo", "--people", "0")))
     assert nobody == {"p1.jpg", "p4.jpg", "p5.jpg"}
     res = invoke("query", "x", "--people", "two", "--index", index, "--no-server")
     assert res.code == 2 and "--people" in res.err and "Traceback" not in res.err
@@ -125,10 +106,10 @@ def test_people_are_counted_and_filtered(library: tuple[Path, Path]) -> None:
 
 def test_near_filters_by_place_name_and_by_coordinates(library: tuple[Path, Path]) -> None:
     _, index = library
-    assert _names(_query(index, "a photo", "--near", "Reykjavik")) == ["p1.jpg"]
-    assert _names(_query(index, "a photo", "--near", "Iceland")) == ["p1.jpg"]
-    assert _names(_query(index, "a photo", "--near", "48.86,2.35:20km")) == ["p3.jpg"]
-    assert _query(index, "a photo", "--near", "48.86,2.35:1km") == []
+    assert names(search(index, "a photo", "--near", "Reykjavik")) == ["p1.jpg"]
+    assert names(search(index, "a photo", "--near", "Iceland")) == ["p1.jpg"]
+    assert names(search(index, "a photo", "--near", "48.86,2.35:20km")) == ["p3.jpg"]
+    assert search(index, "a photo", "--near", "48.86,2.35:1km") == []
     res = invoke("query", "a photo", "--near", "Springfield", "--index", index, "--no-server")
     assert res.code == 2 and "ambiguous" in res.err and "Springfield, " in res.err
     res = invoke("query", "a photo", "--near", "95,10", "--index", index, "--no-server")
@@ -137,18 +118,18 @@ def test_near_filters_by_place_name_and_by_coordinates(library: tuple[Path, Path
 
 def test_date_camera_and_place_words_match_lexically(library: tuple[Path, Path]) -> None:
     _, index = library
-    assert _names(_query(index, "canon", "--space", "lexical"))[:1] == ["p1.jpg"]
-    assert _names(_query(index, "nikon 2021", "--space", "lexical"))[:1] == ["p2.jpg"]
-    assert _names(_query(index, "winter morning", "--space", "lexical"))[:1] == ["p1.jpg"]
-    assert _names(_query(index, "Mexico", "--space", "lexical"))[:1] == ["p2.jpg"]
+    assert names(search(index, "canon", "--space", "lexical"))[:1] == ["p1.jpg"]
+    assert names(search(index, "nikon 2021", "--space", "lexical"))[:1] == ["p2.jpg"]
+    assert names(search(index, "winter morning", "--space", "lexical"))[:1] == ["p1.jpg"]
+    assert names(search(index, "Mexico", "--space", "lexical"))[:1] == ["p2.jpg"]
 
 
 def test_scenes_find_places_and_why_says_so(library: tuple[Path, Path]) -> None:
     _, index = library
-    rows = _query(index, "a house made of snow", "-k", "1")
-    assert _names(rows) == ["p1.jpg"]
+    rows = search(index, "a house made of snow", "-k", "1")
+    assert names(rows) == ["p1.jpg"]
     why = str(rows[0]["why"])
     assert "scene: igloo" in why and "Reykjav" in why and "2019 January winter" in why
-    band = _query(index, "a group of people", "-k", "2", "--type", "image")
-    assert set(_names(band)) == {"p2.jpg", "p3.jpg"}
-    assert "5 people" in str(band[_names(band).index("p2.jpg")]["why"])
+    band = search(index, "a group of people", "-k", "2", "--type", "image")
+    assert set(names(band)) == {"p2.jpg", "p3.jpg"}
+    assert "5 people" in str(band[names(band).index("p2.jpg")]["why"])
