@@ -145,9 +145,12 @@ def _update(
         skip_dirs=(index_dir,),
     )
     summary.problems = found.problems
-    texts, binaries = resolve(found.extensionless, writer.files, writer.sniffed_binaries)
+    remembered = writer.sniffed_binaries
+    texts, binaries = resolve(found.extensionless, writer.files, remembered)
     found.files.update(texts)
-    writer.set_sniffed_binaries(binaries)
+    # Only the scanned roots were looked at: what other roots taught us stays.
+    elsewhere = {p: sig for p, sig in remembered.items() if not under_roots(p, root_strs)}
+    writer.set_sniffed_binaries({**elsewhere, **binaries})
     summary.unsupported = count_by_type([*found.unsupported, *binaries])
     if opts.add_roots:
         writer.set_unsupported(dict(summary.unsupported))

@@ -63,3 +63,16 @@ def test_naming_an_unsupported_file_is_a_usage_error(tmp_path: Path) -> None:
         assert res.code == 2 and words in res.err, res.err
         assert len(res.err.strip().splitlines()) == 1 and "Traceback" not in res.err
     assert invoke("index", root / "NEWS", "--index", index, "-q").code == 0
+
+
+def test_indexing_one_root_keeps_what_another_root_taught(tmp_path: Path) -> None:
+    """Sniffing answers are kept per root: a run over another root (or a watcher's batch)
+    does not make the first root's binaries be read again."""
+    first, second, index = _tree(tmp_path / "a"), tmp_path / "b", tmp_path / "index"
+    second.mkdir()
+    (second / "TODO").write_text("buy milk\n")
+    assert invoke("index", first, "--index", index, "-q").code == 0
+    assert invoke("index", second, "--index", index, "-q").code == 0
+    with mock.patch.object(sniff, "looks_like_text", side_effect=AssertionError("read")):
+        again = invoke("index", first, "--index", index, "--json", "-q")
+    assert again.code == 0, again.err
