@@ -22,7 +22,9 @@ FILE_MODALITIES: tuple[FileModality, ...] = ("text", "image", "audio", "video")
 DOCUMENT_EXTENSIONS = frozenset(
     (".pdf", ".docx", ".odt", ".epub", ".html", ".htm", ".xhtml", ".rtf")
 )
-RAW_EXTENSIONS = frozenset((".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf", ".orf"))
+RAW_EXTENSIONS = frozenset(
+    (".cr2", ".cr3", ".nef", ".nrw", ".arw", ".dng", ".raf", ".orf", ".rw2", ".pef", ".srw")
+)
 
 _IMAGES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif",
            ".avif", ".svg")  # fmt: skip

@@ -1,9 +1,10 @@
-"""Camera RAW files (.cr2 .cr3 .nef .arw .dng .raf .orf) through LibRaw (``rawpy``).
+"""Camera RAW files (.cr2 .cr3 .nef .nrw .arw .dng .raf .orf .rw2 .pef .srw) via LibRaw.
 
 Nearly every camera stores a full-size or large JPEG preview inside the RAW: decoding it
 is a JPEG decode (DCT-scaled, ~10-50 ms), where demosaicing the sensor data costs a
 second. So the preview is used when it is large enough for the models, and a half-size
-demosaic (no interpolation: 2x2 blocks to one pixel) otherwise. Both are bounded by the
+demosaic (no interpolation: 2x2 blocks to one pixel) otherwise; if that fails, a small
+preview is still better than no picture. Both are bounded by the
 sensor size LibRaw reads from the header, before any pixel is decoded.
 
 The preview keeps its EXIF block in ``img.info["exif"]`` (Pillow's JPEG reader puts it
@@ -13,7 +14,14 @@ itself is not something Pillow parses (CR3, RAF).
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +35,48 @@ _FLIPS = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90,
           6: Image.Transpose.ROTATE_270}  # fmt: skip
 
 
+log = logging.getLogger(__name__)
+_STDERR = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_libraw() -> Iterator[None]:
+    """LibRaw prints data errors ("data corrupted at 1378") straight to C's stderr, in the
+    middle of our output. Send fd 2 to a file while it works and log what it said. Another
+    thread's stderr writes in that window (a progress redraw) land there too: harmless."""
+    with _STDERR, tempfile.TemporaryFile() as sink:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no fd 2 (embedded use): nothing to guard
+            yield
+            return
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            said = sink.read(2000).decode("utf-8", "replace").strip()
+            if said:
+                log.debug("LibRaw: %s", " ".join(said.split()))
+
+
 def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    # LibRaw's errors carry its message as bytes: b'Input/output error' reads badly.
+    args = [a.decode("utf-8", "replace") if isinstance(a, bytes) else str(a) for a in exc.args]
+    text = " ".join(" ".join(args).split()) or "unknown error"
     return text[:200]
 
 
 def load_raw(path: Path, *, max_pixels: int, work_size: int) -> Image.Image:
     """A RAW file to RGB at most ``work_size`` on its long side: its preview, or a demosaic."""
+    with _quiet_libraw():
+        return _load(path, max_pixels=max_pixels, work_size=work_size)
+
+
+def _load(path: Path, *, max_pixels: int, work_size: int) -> Image.Image:
     import rawpy
 
     from mmsearch_cli.decoders.image import finish
@@ -56,14 +99,19 @@ def load_raw(path: Path, *, max_pixels: int, work_size: int) -> Image.Image:
                 f"RAW image is {width}x{height} pixels, over the limit of {max_pixels}"
             )
         preview = _preview(raw, max_pixels=max_pixels, work_size=work_size, flip=flip)
-        if preview is not None:
+        if preview is not None and max(preview.size) >= min(MIN_PREVIEW, work_size):
             return preview
-        if width <= 0 or height <= 0:
-            raise MediaError("RAW file has no image data")
         try:
-            rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
-        except (rawpy.LibRawError, ValueError, MemoryError, RuntimeError) as exc:
-            raise MediaError(f"cannot decode RAW file: {_reason(exc)}") from None
+            if width <= 0 or height <= 0:
+                raise MediaError("RAW file has no image data")
+            try:
+                rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
+            except (rawpy.LibRawError, ValueError, MemoryError, RuntimeError) as exc:
+                raise MediaError(f"cannot decode RAW file: {_reason(exc)}") from None
+        except MediaError:
+            if preview is not None:  # coarse, but the camera's own picture of the scene
+                return preview
+            raise
     try:
         img = Image.fromarray(rgb)  # postprocess already turned it upright
     except (TypeError, ValueError) as exc:
@@ -72,7 +120,7 @@ def load_raw(path: Path, *, max_pixels: int, work_size: int) -> Image.Image:
 
 
 def _preview(raw: Any, *, max_pixels: int, work_size: int, flip: int) -> Image.Image | None:
-    """The embedded preview, upright, or None (none, unreadable, or too small)."""
+    """The embedded preview, upright, or None (none, or unreadable)."""
     import rawpy
 
     from mmsearch_cli.decoders.image import decode_image, finish
@@ -95,8 +143,6 @@ def _preview(raw: Any, *, max_pixels: int, work_size: int, flip: int) -> Image.I
         else:
             return None
     except (MediaError, TypeError, ValueError):
-        return None
-    if max(img.size) < min(MIN_PREVIEW, work_size):
         return None
     if not upright and flip in _FLIPS:
         img = img.transpose(_FLIPS[flip])  # the preview is stored as the sensor saw it

@@ -383,3 +383,34 @@ def test_editing_or_removing_a_sidecar_re_indexes_its_photo(tmp_path: Path) -> N
     sidecar.unlink()
     assert run()["updated"] == 1
     assert search(index, "zephyrine", "--space", "lexical") == []
+
+
+def test_real_camera_raw_files(tmp_path: Path) -> None:
+    """Files from real cameras (ExifTool's cut-down test set, tests/data/raw): each is
+    indexed from what it still holds, or fails with one plain line, and LibRaw's own
+    chatter ("data corrupted at …") stays off the terminal."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "camera"
+    root.mkdir()
+    for f in (Path(__file__).parent.parent / "data" / "raw").iterdir():
+        if f.suffix != ".md":
+            (root / f.name).write_bytes(f.read_bytes())
+    index = tmp_path / "index"
+    env = {**os.environ, "MMS_NO_SERVER": "1"}
+    res = subprocess.run(
+        [sys.executable, "-m", "mmsearch_cli", "index", str(root), "--index", str(index),
+         "--json", "-q"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert res.returncode == 6, res.stderr
+    assert json.loads(res.stdout)["added"] == 3
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("mms: warning: skipped") for line in err), err
+    assert "b'" not in res.stderr and "corrupted at" not in res.stderr
+    # The Fujifilm's sensor data is cut: its 160 px preview is the picture, with its EXIF.
+    raf = file_meta(index, "FujiFilm.raf")
+    assert raf["width"] == 160 and raf["camera"] == "Fujifilm S5Pro", raf
+    assert file_meta(index, "Panasonic.rw2")["width"] > 1000  # 8 px preview: demosaiced
+    assert file_meta(index, "DNG.dng")["width"] > 1000
