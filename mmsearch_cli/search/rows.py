@@ -67,7 +67,8 @@ class Row(TypedDict):
     rerank_score: NotRequired[float | None]
 
 
-FORMATS = ("table", "json", "jsonl", "tsv", "paths")
+# "html" is a page, not a stream of rows: search/sheet.py writes it, not ``render``.
+FORMATS = ("table", "json", "jsonl", "tsv", "paths", "html")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
 
