@@ -1,7 +1,8 @@
 """``mms``: index and search your own media by meaning.
 
 Commands parse their options, call the library and render; errors become one line on
-stderr and a documented exit code here, at one edge (``main``).
+stderr and a documented exit code here, at one edge (``main``). ``--version`` and help
+(``helpcache``) are answered before typer and the commands are imported.
 """
 
 from __future__ import annotations
@@ -11,57 +12,19 @@ import io
 import os
 import signal
 import sys
-from typing import Annotated, Any
-
-import typer
+from typing import Any
 
 from mmsearch_cli import __version__
-from mmsearch_cli.cli import (
-    commands_doctor,
-    commands_eval,
-    commands_index,
-    commands_models,
-    commands_query,
-    commands_serve,
-    console,
-)
+from mmsearch_cli.cli import console, helpcache
 from mmsearch_cli.errors import ExitStatus, MmsError, NoResultsError, OutputError
 
-SETTINGS = {
-    "name": "mms",
-    "help": "Search your own photos, documents, audio and video by meaning, offline.",
-    "no_args_is_help": True,
-    "add_completion": True,
-    "rich_markup_mode": None,
-    "context_settings": {"help_option_names": ["-h", "--help"]},
-}
-app = typer.Typer(**SETTINGS)  # type: ignore[arg-type]
 
+def __getattr__(name: str) -> Any:
+    if name == "app":  # ``app.app``: the typer app, built when first asked for
+        from mmsearch_cli.cli.commands import app
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"mms {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
-    ] = False,
-) -> None:
-    """Search your own photos, documents, audio and video by meaning, offline.
-
-    Example: mms index ~/Pictures ~/notes && mms query "red dress"
-    """
-
-
-commands_index.register(app)
-commands_query.register(app)
-commands_models.register(app)
-commands_eval.register(app)
-commands_doctor.register(app)
-commands_serve.register(app)
+        return app
+    raise AttributeError(name)
 
 
 def _debug_requested(argv: list[str]) -> bool:
@@ -138,7 +101,32 @@ def run(argv: list[str]) -> int:
         # Libraries' warnings (numpy on a WAV of NaN samples, with source lines) are not
         # for users: -q must be quiet, and --debug shows them.
         warnings.simplefilter("ignore")
-    command = typer.main.get_command(_app_for(args))
+    if args[:1] == ["--version"]:  # before typer and the commands are imported (~0.1 s)
+        sys.stdout.write(f"mms {__version__}\n")
+        return ExitStatus.OK
+    if debug or not helpcache.wanted(args):
+        return _run(args, debug)
+    text = helpcache.load(args)
+    if text is None:  # made once per code and width, then read back
+        real, sys.stdout = sys.stdout, io.StringIO()
+        try:
+            status = _run(list(args), debug)  # click consumes the list it parses
+        finally:
+            text, sys.stdout = sys.stdout.getvalue(), real
+        if status != ExitStatus.OK:  # `mms nosuchcommand --help`: said on stderr
+            sys.stdout.write(text)
+            return status
+        helpcache.save(args, text)
+    sys.stdout.write(text)
+    return ExitStatus.OK
+
+
+def _run(args: list[str], debug: bool) -> int:
+    import typer.main
+
+    from mmsearch_cli.cli.commands import app_for, readable_metavars
+
+    command = readable_metavars(typer.main.get_command(app_for(args)))
     status: int = ExitStatus.OK
     try:
         with command.make_context("mms", args) as ctx:
@@ -176,27 +164,12 @@ def run(argv: list[str]) -> int:
     return status
 
 
-def _app_for(args: list[str]) -> typer.Typer:
-    """The app with only the command being run: typer reads every command's signature
-    when it builds the app (~40 ms for all of them), and a query answered by a warm
-    server costs ~100 ms in all. Help and completion get the whole app."""
-    name = args[0] if args else ""
-    if not name or name.startswith("-") or "_MMS_COMPLETE" in os.environ:
-        return app
-    one = typer.Typer(**SETTINGS)  # type: ignore[arg-type]
-    one.registered_callback = app.registered_callback
-    one.registered_commands = [c for c in app.registered_commands if c.name == name]
-    one.registered_groups = [
-        g for g in app.registered_groups
-        if g.typer_instance is not None and g.typer_instance.info.name == name
-    ]  # fmt: skip
-    return one if one.registered_commands or one.registered_groups else app
-
-
 def framework_exit_status(exc: Exception) -> int | None:
     """Exit status for typer's and click's own exceptions (usage errors, --help, Ctrl-C),
     None for anything else. Typer 0.15 raises the ``click`` package's classes; later
     releases vendor click as ``typer._click``: both are matched, by their module."""
+    import typer
+
     families = [sys.modules.get(name) for name in ("typer._click.exceptions", "click.exceptions")]
     exits: tuple[type[BaseException], ...] = (typer.Exit,)
     aborts: tuple[type[BaseException], ...] = (typer.Abort,)

@@ -57,7 +57,9 @@ def serve(
     idle_exit: Annotated[
         str | None,
         typer.Option(
-            envvar="MMS_IDLE_EXIT", help="Exit after this long without a request (e.g. 30m)."
+            envvar="MMS_IDLE_EXIT",
+            metavar="DURATION",
+            help="Exit after this long without a request (e.g. 30m).",
         ),
     ] = None,
     log: Annotated[
@@ -70,11 +72,18 @@ def serve(
     ] = None,
     debounce: Annotated[
         float,
-        typer.Option(min=0.1, help="--watch: seconds a file must be still before it is indexed."),
+        typer.Option(
+            min=0.1,
+            metavar="SECONDS",
+            help="--watch: seconds a file must be still before it is indexed.",
+        ),
     ] = 1.0,
     rescan: Annotated[
         str,
-        typer.Option(help="--watch: rescan roots that give no events this often (e.g. 5m)."),
+        typer.Option(
+            metavar="DURATION",
+            help="--watch: rescan roots that give no events this often (e.g. 5m).",
+        ),
     ] = "5m",
     quiet: QuietOpt = False,
 ) -> int | None:

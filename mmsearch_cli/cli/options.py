@@ -18,7 +18,7 @@ from mmsearch_cli.search.rows import FORMATS
 IndexOpt = Annotated[
     Path | None,
     typer.Option(
-        "--index", envvar="MMS_INDEX", show_envvar=True, file_okay=False,
+        "--index", envvar="MMS_INDEX", show_envvar=True, file_okay=False, metavar="DIR",
         help="Index directory [default: $XDG_DATA_HOME/mms/index].",
     ),
 ]  # fmt: skip
@@ -26,16 +26,24 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or no
 FormatOpt = Annotated[
     str,
     typer.Option(
-        "--format", "-f", envvar="MMS_FORMAT", help=f"Output format: {', '.join(FORMATS)}."
+        "--format",
+        "-f",
+        envvar="MMS_FORMAT",
+        metavar="FORMAT",
+        help=f"Output format: {', '.join(FORMATS)}.",
     ),
 ]
 NullOpt = Annotated[bool, typer.Option("-0", "--null", help="NUL-separated paths, for xargs -0.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 WaitOpt = Annotated[
-    float, typer.Option(help="Seconds to wait if another run holds the index (-1: forever).")
+    float,
+    typer.Option(
+        metavar="SECONDS", help="Seconds to wait if another run holds the index (-1: forever)."
+    ),
 ]
 TopOpt = Annotated[
-    int, typer.Option("--top", "-k", min=1, envvar="MMS_TOP", help="Number of results.")
+    int,
+    typer.Option("--top", "-k", min=1, envvar="MMS_TOP", metavar="N", help="Number of results."),
 ]
 NoServerOpt = Annotated[
     bool,
@@ -48,14 +56,25 @@ RerankerOpt = Annotated[
     str | None,
     typer.Option(
         envvar="MMS_RERANKER",
+        metavar="MODEL",
         help="Cross-encoder: a sentence-transformers id or folder [default: packaged].",
     ),
 ]
 
 
-def settings(index: Path | None = None) -> Settings:
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend", metavar="URL", show_default=False,
+        help="A postgresql:// database to index into or search, shared by several "
+        "machines [env: MMS_BACKEND; config: backend].",
+    ),
+]  # fmt: skip
+
+
+def settings(index: Path | None = None, backend: str | None = None) -> Settings:
     """Settings for a command: its flags win over env vars, the config file and defaults."""
-    return load_settings(index_dir=index)
+    return load_settings(index_dir=index, backend=backend)
 
 
 def parse_types(value: str | None) -> frozenset[str] | None:
