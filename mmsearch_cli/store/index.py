@@ -26,7 +26,7 @@ import errno
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -163,16 +163,20 @@ class IndexReader(_Connected):
         return np.asarray(db.allowed_segments(self.con, flt), dtype=np.int64)
 
     def lexical(
-        self, query: str, k: int, allowed: np.ndarray | None = None
-    ) -> list[tuple[int, float]]:
-        """BM25 top ``k`` segments for a user's words ([] if none of them can match)."""
-        match = match_expression(query)
+        self, query: str, k: int, allowed: np.ndarray | None = None, *,
+        plus: Sequence[str] = (), minus: Sequence[str] = (),
+    ) -> list[tuple[int, float]]:  # fmt: skip
+        """BM25 top ``k`` segments for a user's words ([] if none of them can match), with
+        ``plus`` words ranking too and none matching ``minus`` (``--plus``/``--minus``)."""
+        match = match_expression(query, plus, minus)
         if match is None:
             return []
         return db.lexical(self.con, match, k, None if allowed is None else allowed.tolist())
 
-    def highlights(self, query: str, ids: Iterable[int]) -> dict[int, str]:
-        match = match_expression(query)
+    def highlights(
+        self, query: str, ids: Iterable[int], *, plus: Sequence[str] = ()
+    ) -> dict[int, str]:
+        match = match_expression(query, plus)
         return {} if match is None else db.highlights(self.con, match, ids)
 
     def ok_paths(self) -> set[str]:
@@ -438,6 +442,12 @@ class IndexWriter(_Connected):
         """The last full run's unsupported files by type, for ``mms info``."""
         if counts != self.meta.get("unsupported"):
             self.meta["unsupported"] = counts
+            self.dirty = True
+
+    def set_calibration(self, data: dict[str, Any]) -> None:
+        """What chance scores look like in this index (``search.calibrate``)."""
+        if data != self.meta.get("calibration"):
+            self.meta["calibration"] = data
             self.dirty = True
 
     def set_root_device(self, root: str, device: int) -> None:

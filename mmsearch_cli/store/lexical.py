@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 
 from mmsearch_cli.store.state import SegmentRecord
 
@@ -55,27 +56,48 @@ def _quote(token: str) -> str:
     return '"' + token.replace('"', '""') + '"'
 
 
-def match_expression(query: str) -> str | None:
+def match_expression(query: str, plus: Sequence[str] = (), minus: Sequence[str] = ()) -> str | None:
     """FTS5 MATCH syntax for a user's query, or None if nothing in it can match.
 
     ``red dress "summer 2019"`` -> ``"summer 2019" AND ("summer 2019" OR "red" OR "dress")``:
-    every quoted phrase is required; plain words rank. Stop words are dropped.
+    every quoted phrase is required; plain words rank. Stop words are dropped. ``plus``
+    words and phrases rank beside the query's own; a segment matching any of ``minus``
+    is excluded: ``... NOT ("people" OR "crowd")``.
     """
+    phrases, rest = _parts(query)
+    extra: list[str] = []
+    for text in plus:
+        more_phrases, more_words = _parts(text)
+        extra += more_phrases
+        rest += more_words
+    optional = [*extra, *(_quote(w) for w in dict.fromkeys(w.lower() for w in rest))]
+    if not phrases:
+        positive = " OR ".join(optional) if optional else None
+    elif not optional:
+        positive = " AND ".join(phrases)
+    else:
+        positive = f"{' AND '.join(phrases)} AND ({' OR '.join([phrases[0], *optional])})"
+    excluded: list[str] = []
+    for text in minus:
+        minus_phrases, minus_words = _parts(text)
+        excluded += minus_phrases + [_quote(w.lower()) for w in minus_words]
+    if positive is None or not excluded:
+        return positive
+    # NOT binds tighter than AND and OR in FTS5: both sides go in parentheses.
+    return f"({positive}) NOT ({' OR '.join(dict.fromkeys(excluded))})"
+
+
+def _parts(text: str) -> tuple[list[str], list[str]]:
+    """A query's "quoted phrases" (FTS5-quoted) and its other words, stop words dropped."""
     phrases: list[str] = []
     rest: list[str] = []
-    for n, part in enumerate(query.split('"')):
+    for n, part in enumerate(text.split('"')):
         words = _WORD.findall(part)
         if n % 2 == 1 and words:  # inside quotes
             phrases.append(_quote(" ".join(words)))
         else:
             rest.extend(w for w in words if w.lower() not in STOP_WORDS)
-    optional = [_quote(w) for w in dict.fromkeys(w.lower() for w in rest)]
-    if not phrases:
-        return " OR ".join(optional) if optional else None
-    required = " AND ".join(phrases)
-    if not optional:
-        return required
-    return f"{required} AND ({' OR '.join([phrases[0], *optional])})"
+    return phrases, rest
 
 
 def terms(query: str) -> list[str]:
