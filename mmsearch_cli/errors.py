@@ -87,8 +87,34 @@ class MediaError(MmsError):
     """A single input file cannot be decoded; the indexer records it and moves on."""
 
 
+class CodecUnavailableError(MediaError):
+    """This machine's FFmpeg cannot decode the file's codec: the machine's fault, so the
+    indexer tries the file again on the next run (``deferred``)."""
+
+
 def first_line(exc: BaseException) -> str:
     """An exception's first non-empty line, for one-line errors (libraries write pages);
-    the exception's type name when it has no message."""
+    plain words for its kind when it has no message (never a Python class name)."""
     text = str(exc).strip()
-    return text.splitlines()[0].strip() if text else type(exc).__name__
+    return text.splitlines()[0].strip() if text else plain_words(exc)
+
+
+def plain_words(exc: BaseException) -> str:
+    """What an exception without a useful message means, for a user."""
+    for kind, words in _PLAIN_WORDS:
+        if isinstance(exc, kind):
+            return words
+    return "an unexpected error (`--debug` shows where)"
+
+
+_PLAIN_WORDS: tuple[tuple[type[BaseException], str], ...] = (
+    (MemoryError, "out of memory"),
+    (RecursionError, "nested too deeply"),
+    (TimeoutError, "timed out"),
+    (ConnectionError, "the connection failed"),
+    (PermissionError, "permission denied"),
+    (FileNotFoundError, "no such file"),
+    (UnicodeError, "text in an unknown encoding"),
+    (EOFError, "cut short (ends too early)"),
+    (ImportError, "a library it needs is not installed"),
+)

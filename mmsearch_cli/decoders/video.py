@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mmsearch_cli.config import Limits
-from mmsearch_cli.errors import MediaError
+from mmsearch_cli.errors import CodecUnavailableError, MediaError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -133,6 +133,11 @@ def _open(path: Path) -> tuple[Any, Any]:
     if not streams:
         container.close()
         raise MediaError("no video stream")
+    if streams[0].codec_context is None:  # PyAV found no decoder for it in this FFmpeg
+        container.close()
+        raise CodecUnavailableError(
+            f"this machine's FFmpeg has no decoder for its codec ({streams[0].codec_tag or '?'})"
+        )
     if streams[0].codec_context.width <= 0 or streams[0].codec_context.height <= 0:
         container.close()
         raise MediaError("video stream has no picture size")

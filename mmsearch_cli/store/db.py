@@ -75,6 +75,16 @@ PHOTO_INDEXES_SQL = (
 )
 SCHEMA_SQL += PHOTO_INDEXES_SQL
 
+# A file's status: 'ok'; 'failed' (the file's fault: tried again once it changes); or
+# 'deferred' (the machine lacked a model, codec or library: tried again by every run).
+# Indexes written before 'deferred' existed recorded those as failed, the exception's
+# class name first: they read as deferred, so the next run tries them again.
+STATUS = (
+    "CASE WHEN status = 'failed' AND (error LIKE 'ModelUnavailableError:%' "
+    "OR error LIKE 'ImportError:%' OR error LIKE 'ModuleNotFoundError:%') "
+    "THEN 'deferred' ELSE status END"
+)
+
 _SEGMENT_COLS = 's.id, s.kind, s.chunk, s.start, s."end", s.text, s.why, s.spaces, f.path'
 _FILE_COLS = (
     "f.id, f.path, f.size, f.mtime_ns, f.modality, f.hash, f.status, f.error, f.indexed_at, f.meta"
@@ -222,7 +232,7 @@ def read_spaces(con: sqlite3.Connection) -> dict[str, SpaceInfo]:
 
 def file_stats(con: sqlite3.Connection) -> dict[str, tuple[int, int, str, str | None]]:
     """path -> (size, mtime_ns, status, hash) of every file: what a re-index diffs."""
-    rows = con.execute("SELECT path, size, mtime_ns, status, hash FROM files")
+    rows = con.execute(f"SELECT path, size, mtime_ns, {STATUS}, hash FROM files")
     return {os.fsdecode(p): (size, mtime, status, h) for p, size, mtime, status, h in rows}
 
 
@@ -338,17 +348,20 @@ def counts(con: sqlite3.Connection) -> dict[str, Any]:
         con.execute("SELECT modality, COUNT(*) FROM files WHERE status = 'ok' GROUP BY modality")
     )
     failed = con.execute("SELECT COUNT(*) FROM files WHERE status != 'ok'").fetchone()[0]
+    deferred = con.execute(f"SELECT COUNT(*) FROM files WHERE {STATUS} = 'deferred'").fetchone()[0]
     segs = con.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
     partial = con.execute(
         "SELECT COUNT(*) FROM files "
         "WHERE status = 'ok' AND json_extract(meta, '$.partial') IS NOT NULL"
     ).fetchone()[0]
-    return {"by_modality": by_modality, "failed": failed, "segments": segs, "partial": partial}
+    return {"by_modality": by_modality, "failed": failed, "deferred": deferred, "segments": segs,
+            "partial": partial}  # fmt: skip
 
 
-def failed_files(con: sqlite3.Connection) -> list[tuple[str, str]]:
-    rows = con.execute("SELECT path, error FROM files WHERE status != 'ok' ORDER BY path")
-    return [(os.fsdecode(p), e or "") for p, e in rows]
+def failed_files(con: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """(path, reason, status) of every file not indexed: failed or deferred."""
+    sql = f"SELECT path, error, {STATUS} FROM files WHERE status != 'ok' ORDER BY path"
+    return [(os.fsdecode(p), e or "", status) for p, e, status in con.execute(sql)]
 
 
 # -- writing (inside the writer's transaction) ----------------------------------------

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from mmsearch_cli.store import db
 from mmsearch_cli.store.manifest import corrupt, open_database
-from mmsearch_cli.store.state import SCHEMA_VERSION
+from mmsearch_cli.store.state import SCHEMA_VERSION, SpaceInfo
 
 
 def _disk_usage(path: Path) -> int:
@@ -48,21 +49,25 @@ def index_info(index_dir: Path) -> dict[str, Any]:
         "files": sum(counts["by_modality"].values()),
         "files_by_modality": counts["by_modality"],
         "segments": counts["segments"],
-        "failed": counts["failed"],
+        "failed": counts["failed"],  # deferred ones included
+        "deferred": counts["deferred"],  # for want of a model, codec or library: retried
         "partial": counts["partial"],  # indexed up to a work limit (max_text_chunks)
         "unsupported_by_type": dict(meta.get("unsupported") or {}),  # at the last run
-        "failed_files": [{"path": path, "error": error} for path, error in failed],
-        "bytes_on_disk": _disk_usage(index_dir),
-        "spaces": [
-            {
-                "name": s.name,
-                "dim": s.dim,
-                "metric": s.metric,
-                "vectors": s.count,
-                "encoders": s.encoders,
-                "fingerprints": s.fingerprints,
-                "options": s.options,
-            }
-            for s in spaces.values()
+        "failed_files": [
+            {"path": path, "error": error, "deferred": status == "deferred"}
+            for path, error, status in failed
         ],
+        "bytes_on_disk": _disk_usage(index_dir),
+        "spaces": describe_spaces(spaces.values()),
     }
+
+
+def describe_spaces(spaces: Iterable[SpaceInfo]) -> list[dict[str, Any]]:
+    """The spaces as `mms info --json` lists them (the local store and the backend)."""
+    return [
+        {
+            "name": s.name, "dim": s.dim, "metric": s.metric, "vectors": s.count,
+            "encoders": s.encoders, "fingerprints": s.fingerprints, "options": s.options,
+        }
+        for s in spaces
+    ]  # fmt: skip
