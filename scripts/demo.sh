@@ -17,5 +17,6 @@ mms query "fish swimming in a coral reef" -k 5 --type image
 mms query --image sample_data/images/fishes/fish1.webp -k 5
 mms query "how do I measure voltage" -k 3 --type text
 mms query "a dog barking" -k 3 --type audio
-mms query "the earth at night from space" -k 3 --type video
+mms query "the earth at night from space" -k 3
+mms query "quantum computing error correction" || echo "exit $?: no good match"
 mms query "wind turbines" -k 10 --format jsonl | head -3

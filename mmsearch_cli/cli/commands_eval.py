@@ -11,6 +11,7 @@ import typer
 from mmsearch_cli import api
 from mmsearch_cli.cli import console
 from mmsearch_cli.cli.options import (
+    BackendOpt,
     IndexOpt,
     NoServerOpt,
     QuietOpt,
@@ -49,7 +50,8 @@ def eval_cmd(
     root: Annotated[
         Path | None,
         typer.Option(
-            help="Folder the relevant paths are relative to [default: the query file's folder]."
+            metavar="DIR",
+            help="Folder the relevant paths are relative to [default: the query file's folder].",
         ),
     ] = None,
     k: Annotated[int, typer.Option("-k", min=1, help="Cut-off for R@k, MRR@k, nDCG@k.")] = 10,
@@ -70,9 +72,12 @@ def eval_cmd(
         bool, typer.Option("--per-query", help="List each query's first relevant rank.")
     ] = False,
     space: Annotated[
-        str | None, typer.Option(help="Evaluate one space alone (e.g. text, lexical).")
+        str | None,
+        typer.Option(metavar="SPACE", help="Evaluate one space alone (e.g. text, lexical)."),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json.")] = "table",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", metavar="FORMAT", help="table or json.")
+    ] = "table",
     min_ndcg: Annotated[
         float | None, typer.Option(help="Exit 9 if overall nDCG@k falls below this.")
     ] = None,
@@ -84,6 +89,7 @@ def eval_cmd(
     ] = None,
     no_server: NoServerOpt = False,
     quiet: QuietOpt = False,
+    backend: BackendOpt = None,
 ) -> None:
     """Measure Recall, MRR, nDCG, mAP and latency on labelled queries.
 
@@ -94,13 +100,13 @@ def eval_cmd(
     for flag, bar in (("--min-ndcg", min_ndcg), ("--min-mrr", min_mrr),
                       ("--min-recall", min_recall), ("--alpha", alpha)):  # fmt: skip
         check_fraction(flag, bar)  # NaN passes typer's range check and disables a gate
-    conf = settings(index)
+    conf = settings(index, backend)
     args: dict[str, Any] = {
         "k": k, "first_stage": compare or not rerank, "rerank": compare or rerank,
         "reranker": reranker, "alpha": alpha, "space": space,
     }  # fmt: skip
     served = None
-    if not no_server and queries.is_file():  # else the in-process path says what is wrong
+    if not no_server and not conf.backend and queries.is_file():  # else in-process says why
         where = {"queries": str(queries.resolve()), "root": str(root.resolve()) if root else None,
                  "per_query": per_query}  # fmt: skip
         served = client.call(conf.index_dir, "eval", {**args, **where})
@@ -125,6 +131,7 @@ def _show(result: EvalReport, fmt: str, per_query: bool) -> None:
             sys.stdout.write(f"\n{name}: rank of first relevant hit per query\n")
             for row in queries:
                 shown = "-" if row["first_relevant"] is None else row["first_relevant"]
+                shown = "abst" if row.get("abstained") else shown
                 sys.stdout.write(
                     f"  {row['id']:<8} {row['modality']:<6} {shown!s:>4}  {row['query']}\n"
                 )
@@ -146,3 +153,32 @@ def _print(result: EvalReport) -> None:
                 else f"{v:>9.3f}"
             )
         sys.stdout.write(f"{name:<16} {group:<14}" + "".join(cells) + "\n")
+    for name, summary in result.summaries.items():
+        for line in _extra_lines(summary, result.k):
+            sys.stdout.write(f"{name:<16} {line}\n")
+
+
+def _extra_lines(summary: dict[str, Any], k: int) -> list[str]:
+    """Abstention under ``--min-score auto`` (no-answer queries: ``"relevant": {}``) and the
+    family check (queries with ``"first"``), when the query file has them."""
+    lines = []
+    ab = summary.get("abstain") or {}
+    if ab.get("no_answer"):
+        if not ab.get("calibrated"):
+            lines.append(f"abstain        {ab['no_answer']} no-answer queries; the index has no "
+                         "calibration (run `mms index` once)")  # fmt: skip
+        else:
+            precision = "-" if ab["precision"] is None else f"{ab['precision']:.2f}"
+            lines.append(
+                f"abstain        precision {precision}, recall {ab['recall']:.2f} "
+                f"({ab['abstained']} of {ab['no_answer']} no-answer queries; "
+                f"{ab['abstained_wrongly']} answerable abstained)"
+            )
+    if ab.get("calibrated") and f"R@{k} cut" in ab:
+        lines.append(f"answerable     R@{k} {ab[f'R@{k}']:.3f}, with --min-score auto "
+                     f"{ab[f'R@{k} cut']:.3f}")  # fmt: skip
+    first = summary.get("first") or {}
+    if first.get("queries"):
+        lines.append(f"first          {first['first']} of {first['queries']} queries had a "
+                     "relevant file of the asked family first")  # fmt: skip
+    return lines

@@ -9,6 +9,12 @@ Exactly one of ``text``, ``image``, ``audio``, ``video``; grades 2 (exact) and 1
 (related). Relevant paths are relative to ``root`` (default: the query file's folder);
 query media paths are relative to the query file's folder. A media query's own file is
 not among its results (``search`` leaves it out).
+
+``"relevant": {}`` marks a query the collection has no answer for: it is left out of the
+means, and counts for abstention (``--min-score auto`` leaving nothing: precision over the
+queries that abstained, recall over the no-answer ones). ``"first": "text"`` asks that the
+first result be a relevant file of that modality (a question a document answers, asked
+without ``--type``): the report counts how many are.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from mmsearch_cli.errors import UsageError
 from mmsearch_cli.evaluation import metrics
 from mmsearch_cli.evaluation.report import EvalReport
 from mmsearch_cli.items import modality_of
+from mmsearch_cli.search import cutoff
 from mmsearch_cli.search.engine import search
 from mmsearch_cli.search.query import Query, SearchOptions
 from mmsearch_cli.search.rows import Row, to_row
@@ -43,6 +50,7 @@ class LabelledQuery:
     query: Query
     relevant: dict[str, int]  # absolute path -> grade
     line: int
+    first: str | None = None  # the modality the first result should have ("first": "text")
 
 
 @dataclass
@@ -51,6 +59,8 @@ class QueryOutcome:
     ranked: list[str]
     seconds: float
     first_relevant: int | None = None  # rank of the first grade>=1 hit, 1-based
+    kept: list[str] | None = None  # ``ranked`` after ``--min-score auto`` (None: no calibration)
+    top_modality: str | None = None  # the first result's modality
 
 
 @dataclass
@@ -115,6 +125,9 @@ def _parse_line(
     if key in seen:
         raise UsageError(f"{where}: duplicate id {obj['id']!r}")
     seen.add(key)
+    first = obj.get("first")
+    if first is not None and first not in QUERY_FIELDS:
+        raise UsageError(f"{where}: 'first' must be one of {', '.join(QUERY_FIELDS)}")
     kind = fields[0]
     value = obj[kind]
     if not isinstance(value, str) or not value.strip():
@@ -131,7 +144,7 @@ def _parse_line(
             raise UsageError(f"{where}: query file is not a file: {media}")
         query = Query(media=media)
     relevant = {os.path.abspath(root / p): int(g) for p, g in rel.items() if g > 0}
-    return LabelledQuery(obj["id"], kind, query, relevant, n)
+    return LabelledQuery(obj["id"], kind, query, relevant, n, first)
 
 
 def run_queries(
@@ -160,7 +173,10 @@ def run_one(
     seconds = time.perf_counter() - started
     ranked = [r["path"] for r in rows]
     first = next((i for i, p in enumerate(ranked, 1) if lq.relevant.get(p, 0) >= 1), None)
-    return QueryOutcome(lq, ranked, seconds, first)
+    cut = cutoff.cut(rows, cutoff.AUTO)
+    kept = [r["path"] for r in cut.rows] if cut.calibrated else None
+    top = rows[0]["modality"] if rows else None
+    return QueryOutcome(lq, ranked, seconds, first, kept, top)
 
 
 def _metrics(ranked: list[str], relevant: dict[str, int], k: int) -> dict[str, float]:
@@ -184,6 +200,11 @@ class Tally:
     def __init__(self, indexed: set[str], k: int) -> None:
         self.indexed, self.k = indexed, k
         self.queries = self.answerable = 0
+        # no-answer queries and abstention under --min-score auto (None: not calibrated)
+        self.no_answer = self.abstained = self.abstained_wrongly = 0
+        self.recall = self.recall_cut = 0.0
+        self.calibrated = True
+        self.first = self.first_ok = 0
         self.sums: dict[str, dict[str, float]] = {}
         self.counts: dict[str, int] = {}
         self.latency: dict[str, array[float]] = {}
@@ -192,10 +213,23 @@ class Tally:
         """Overall, per query modality, per target modality and per pair ("text->image"):
         for a target modality, both the results and the labels keep only its files."""
         self.queries += 1
+        self.calibrated = self.calibrated and o.kept is not None
+        abstained = o.kept is not None and not o.kept
+        if not o.query.relevant:  # a query the collection has no answer for
+            self.no_answer += 1
+            self.abstained += abstained
+        if o.query.first is not None:
+            self.first += 1
+            top = o.ranked[0] if o.ranked else ""
+            self.first_ok += o.top_modality == o.query.first and o.query.relevant.get(top, 0) > 0
         rel = {p: g for p, g in o.query.relevant.items() if p in self.indexed}
         if not metrics.is_answerable(rel, self.indexed):
             return
         self.answerable += 1
+        self.abstained_wrongly += abstained
+        self.recall += metrics.recall_at_k(o.ranked, rel, self.k)
+        self.recall_cut += metrics.recall_at_k(o.kept if o.kept is not None else o.ranked, rel,
+                                               self.k)  # fmt: skip
         self._count(("all", f"query:{o.query.modality}"), _metrics(o.ranked, rel, self.k), o)
         for target in ("text", "image", "audio", "video"):
             sub_rel = {p: g for p, g in rel.items() if modality_of(p) == target}
@@ -222,7 +256,29 @@ class Tally:
             summary["p50_ms"] = metrics.percentile(self.latency[key], 50) * 1000
             summary["p95_ms"] = metrics.percentile(self.latency[key], 95) * 1000
             table[key] = summary
-        return {"queries": self.queries, "answerable": self.answerable, "groups": table}
+        return {"queries": self.queries, "answerable": self.answerable, "groups": table,
+                "abstain": self._abstention(), "first": self._first()}  # fmt: skip
+
+    def _abstention(self) -> dict[str, Any]:
+        """``--min-score auto`` on the no-answer queries (precision, recall) and what it
+        costs the answerable ones (R@k with and without the cut)."""
+        out: dict[str, Any] = {"calibrated": self.calibrated, "no_answer": self.no_answer}
+        if not self.calibrated:
+            return out
+        total = self.abstained + self.abstained_wrongly
+        out |= {
+            "abstained": self.abstained, "abstained_wrongly": self.abstained_wrongly,
+            "precision": self.abstained / total if total else None,
+            "recall": self.abstained / self.no_answer if self.no_answer else None,
+        }  # fmt: skip
+        if self.answerable:
+            out[f"R@{self.k}"] = self.recall / self.answerable
+            out[f"R@{self.k} cut"] = self.recall_cut / self.answerable
+        return out
+
+    def _first(self) -> dict[str, int]:
+        """Queries with a ``first`` modality, and how many had a relevant file of it first."""
+        return {"queries": self.first, "first": self.first_ok}
 
 
 def summarise(outcomes: Iterable[QueryOutcome], indexed: set[str], k: int) -> dict[str, Any]:
@@ -284,6 +340,7 @@ def per_query_rows(outcomes: list[QueryOutcome]) -> list[dict[str, Any]]:
             "modality": o.query.modality,
             "query": o.query.query.text or str(o.query.query.media),
             "first_relevant": o.first_relevant,
+            "abstained": o.kept is not None and not o.kept,  # --min-score auto left nothing
             "top": o.ranked[:3],
         }
         for o in outcomes

@@ -4,8 +4,11 @@ mms knows), then group them per file and fuse the spaces (``fusion``)."""
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -13,13 +16,22 @@ from mmsearch_cli.config import Settings
 from mmsearch_cli.embedders.spaces import LiveSpace, bind_recorded, check_compatible
 from mmsearch_cli.errors import MediaError, UsageError
 from mmsearch_cli.items import MediaItem
+from mmsearch_cli.search.calibrate import Calibration
 from mmsearch_cli.search.fusion import (
     Candidates,
     file_hits,
     segment_hits,
     visual_feedback,
 )
-from mmsearch_cli.search.query import Query, SearchOptions, allowed_segments
+from mmsearch_cli.search.query import (
+    MINUS_WEIGHT,
+    PLUS_WEIGHT,
+    Query,
+    SearchOptions,
+    allowed_segments,
+    media_modality,
+    words,
+)
 from mmsearch_cli.search.rows import Hit
 from mmsearch_cli.store.index import LEXICAL, IndexReader
 
@@ -27,22 +39,46 @@ from mmsearch_cli.store.index import LEXICAL, IndexReader
 def query_vectors(
     query: Query, spaces: dict[str, LiveSpace], settings: Settings
 ) -> dict[str, np.ndarray]:
-    """Embed the query once per space that can take it."""
-    modality = query.modality
+    """Embed the query once per space that can take it. With ``--plus``/``--minus`` terms,
+    each space's vector is ``normalise(query + sum(w * plus) - sum(w * minus))`` over what
+    that space can embed: a visual space takes no words (they change the spaces that read
+    text, and the lexical one), and a space only a plus term reaches (a text query's
+    ``--plus-image`` in the visual space) searches with the terms alone."""
+    out = _embed(query.text, query.media, spaces, settings)
+    if not query.plus and not query.minus:
+        return out
+    for weight, terms in ((PLUS_WEIGHT, query.plus), (-MINUS_WEIGHT, query.minus)):
+        for term in terms:
+            w = weight if term.weight is None else math.copysign(term.weight, weight)
+            for name, vec in _embed(term.text, term.media, spaces, settings).items():
+                if name in out or w > 0:  # never "unlike this" alone: plus terms come first
+                    out[name] = out.get(name, 0.0) + w * vec
+    for name, vec in out.items():
+        norm = float(np.linalg.norm(vec))
+        if norm < 1e-6:
+            raise UsageError(f"--minus cancels the query in space '{name}'")
+        out[name] = (vec / norm).astype(np.float32)
+    return out
+
+
+def _embed(
+    text: str | None, media: Path | None, spaces: dict[str, LiveSpace], settings: Settings
+) -> dict[str, np.ndarray]:
+    """Words or a media file as a unit vector in each space that can embed it."""
     out: dict[str, np.ndarray] = {}
-    if modality == "text":
-        assert query.text is not None
+    if text is not None:
         for name, space in spaces.items():
             if "text" in space.encoders:
-                out[name] = space.encoders["text"].embed_query_text(query.text)
+                out[name] = space.encoders["text"].embed_query_text(text)
         return out
     from mmsearch_cli.decoders.dispatch import decode
 
-    assert query.media is not None
+    assert media is not None
+    modality = media_modality(media)
     try:
-        _, items = decode(os.fspath(query.media), modality, settings)
+        _, items = decode(os.fspath(media), modality, settings)
     except MediaError as exc:
-        raise UsageError(f"cannot read query file {query.media}: {exc.message}") from None
+        raise UsageError(f"cannot read query file {media}: {exc.message}") from None
     for name, space in spaces.items():
         vecs: list[np.ndarray] = []
         for item_modality, embedder in space.encoders.items():
@@ -59,26 +95,33 @@ def query_vectors(
 
 
 def search(reader: IndexReader, query: Query, settings: Settings, opts: SearchOptions) -> list[Hit]:
-    """Ranked hits for ``query``. A media query's own file is never among them: "more like
-    this photo" should not answer with the photo."""
-    if query.media is not None:
-        opts = replace(opts, exclude_paths=opts.exclude_paths | {os.fspath(query.media)})
+    """Ranked hits for ``query``. A media query's own file (or a plus or minus term's) is
+    never among them: "more like this photo" should not answer with the photo."""
+    if query.files:
+        opts = replace(opts, exclude_paths=opts.exclude_paths | query.files)
     modality = query.modality
     names = _chosen_spaces(reader, opts.space)
     spaces: dict[str, LiveSpace] = {}
+    # The spaces that take the query, and those only a plus term reaches (a text query
+    # --plus-image: the picture's look-alikes in the visual space).
+    wanted = {modality, *(t.modality for t in query.plus)}
     for name in names:
-        if name == LEXICAL:
-            continue
-        info = reader.spaces[name]
-        wanted = "image" if modality == "video" else modality
-        if wanted in info.encoders or (modality == "video" and "audio" in info.encoders):
+        info = reader.spaces.get(name)
+        if info is not None and any(_takes(info.encoders, m) for m in wanted):
             live = bind_recorded(info, settings)
             check_compatible(info, live)
             spaces[name] = live
     lexical = modality == "text" and LEXICAL in names and (opts.lexical > 0 or opts.space)
-    if not spaces and not lexical:
+    if not any(_takes(s.encoders, modality) for s in spaces.values()) and not lexical:
         raise UsageError(f"this index has no space that takes a {modality} query")
+    for term in (*query.plus, *query.minus):
+        if not (term.modality == "text" and lexical) and not any(
+            _takes(s.encoders, term.modality) for s in spaces.values()
+        ):
+            raise UsageError(f"{term} cannot change this query: no space searched embeds a "
+                             f"{term.modality}")  # fmt: skip
     vectors = query_vectors(query, spaces, settings)
+    plus, minus = words(query.plus), words(query.minus)  # the lexical space's
     allowed = allowed_segments(reader, opts)
     pool = max(opts.pool, opts.k * 10)
     per_space: dict[str, list[tuple[int, float]]] = {}
@@ -87,11 +130,11 @@ def search(reader: IndexReader, query: Query, settings: Settings, opts: SearchOp
         per_space[name] = list(zip(ids.tolist(), scores.tolist(), strict=True))
     if lexical:
         assert query.text is not None
-        per_space[LEXICAL] = reader.lexical(query.text, pool, allowed)
+        per_space[LEXICAL] = reader.lexical(query.text, pool, allowed, plus=plus, minus=minus)
     shown = {name: dict(hits) for name, hits in per_space.items()}
     found = Candidates.fetch(reader, per_space)
     if lexical and per_space[LEXICAL]:
-        found.notes[LEXICAL] = reader.highlights(query.text or "", shown[LEXICAL])
+        found.notes[LEXICAL] = reader.highlights(query.text or "", shown[LEXICAL], plus=plus)
     if modality == "text" and not opts.space and opts.feedback:
         per_space = {
             n: visual_feedback(reader, n, hits, found, opts.feedback)
@@ -103,7 +146,33 @@ def search(reader: IndexReader, query: Query, settings: Settings, opts: SearchOp
         weights[LEXICAL] = opts.lexical_sure
     rank = segment_hits if opts.segments else file_hits
     # A file deleted since the last `mms index` is not offered: one stat per shown result.
-    return rank(found, per_space, shown, weights, opts.k, opts.rrf_k, os.path.exists)
+    # (A backend's reader checks only its own host's files: another machine's are not here.)
+    exists = getattr(reader, "exists", os.path.exists)
+    calibrated = (
+        _calibrated(reader, per_space, found, vectors, modality) if opts.calibration else None
+    )
+    return rank(found, per_space, shown, weights, opts.k, opts.rrf_k, exists, calibrated)
+
+
+def _calibrated(
+    reader: IndexReader, per_space: dict[str, list[tuple[int, float]]], found: Candidates,
+    vectors: dict[str, np.ndarray], modality: str,
+) -> dict[str, dict[int, float]] | None:  # fmt: skip
+    """The candidates' calibrated scores (z per space), or None for an index without a
+    calibration (made before there was one): it ranks by RRF as it did then."""
+    calibration = Calibration.load(reader)
+    if calibration is None:
+        return None
+    kinds = {sid: seg.kind for sid, seg in found.segments.items()}
+    return calibration.z_scores(per_space, kinds, vectors, modality)
+
+
+def _takes(encoders: Mapping[str, object], modality: str) -> bool:
+    """A space with these encoders embeds a query of ``modality`` (a video: its frames or
+    its sound)."""
+    return modality in encoders or (
+        modality == "video" and bool({"image", "audio"} & encoders.keys())
+    )
 
 
 def sure_lexical(hits: list[tuple[int, float]], margin: float) -> bool:

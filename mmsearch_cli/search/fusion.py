@@ -21,16 +21,27 @@ the pictures' scores (so how they interleave with text and sounds) stays put. Me
 with ``benchmarks/quality.py --sweep``: text->image nDCG@10 0.698 -> 0.736 on the shared
 corpus and 0.686 -> 0.714 on sample_data; 0.1 and 0.3 were worse overall, and feedback
 from the top 2 or 3 pictures was worse than from the top 1.
+
+Calibrated fusion (an index with a calibration, ``search.calibrate``): each space's score
+becomes ``z``, standard units above what an off-topic query's best match scores in that
+space and family, so scores are added instead of ranks. A file's fused ``z`` is its best
+space's plus ``AGREEMENT`` times each other space's positive ``z``: a second space that
+also finds it raises it, one that does not cannot sink it. The score shown is
+``calibrate.score(z)``: 0.5 at the threshold of a good match. Measured against RRF
+(``benchmarks/calibration.py``): it puts the document that answers a question first where
+RRF ranked a sound or picture sharing a word first, and makes "no good match" possible.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mmsearch_cli.search.calibrate import score as shown_score
 from mmsearch_cli.search.explain import TEXT_KINDS, surrogate, why_line
 from mmsearch_cli.search.rows import Hit
 from mmsearch_cli.store.state import FileRecord, SegmentRecord, SpaceInfo
@@ -55,6 +66,9 @@ LEXICAL_MARGIN = 1.7
 # the adapter keeps ConSE's vector for photos.
 FEEDBACK_FOR = frozenset({"conse-minilm", "adapter-minilm", "photo-minilm"})
 FEEDBACK_PICTURES = 32  # the top pictures re-scored (reading vectors costs ~0.2 ms each)
+# Calibrated fusion: the share of another space's positive z added to the best space's.
+# 0.25-1.0 differed by under 0.01 nDCG@10 on both labelled sets (benchmarks/calibration.py).
+AGREEMENT = 0.5
 
 
 def weighted_rrf(
@@ -70,6 +84,24 @@ def weighted_rrf(
         for rank, key in enumerate(keys, start=1):
             fused[key] = fused.get(key, 0.0) + w / (k + rank)
     return {key: value / total for key, value in fused.items()}
+
+
+def agreement_fusion(
+    scores: Mapping[str, Mapping[str, float]], agreement: float | None = None
+) -> dict[str, float]:
+    """Fuse calibrated scores (space -> key -> z) into key -> z: the best space's z plus
+    ``agreement`` (default ``AGREEMENT``) times the positive z of every other space that
+    found the key."""
+    agreement = AGREEMENT if agreement is None else agreement
+    per_key: dict[str, list[float]] = {}
+    for by_key in scores.values():
+        for key, z in by_key.items():
+            per_key.setdefault(key, []).append(z)
+    fused: dict[str, float] = {}
+    for key, zs in per_key.items():
+        zs.sort(reverse=True)
+        fused[key] = zs[0] + agreement * sum(max(z, 0.0) for z in zs[1:])
+    return fused
 
 
 def feedback_boost(
@@ -90,9 +122,12 @@ def feedback_boost(
 
 def _fuse(
     rankings: dict[str, list[str]], scores: dict[str, dict[str, float]],
-    weights: Mapping[str, float], rrf_k: float,
+    weights: Mapping[str, float], rrf_k: float, calibrated: bool = False,
 ) -> dict[str, float]:  # fmt: skip
-    """One space: its own scores. Several: weighted RRF over their rankings."""
+    """Calibrated scores (z): agreement fusion (a z; shown as ``calibrate.score``). Else,
+    one space: its own scores; several: weighted RRF over their rankings."""
+    if calibrated:
+        return agreement_fusion(scores)
     if len(rankings) == 1:
         (space,) = rankings
         return dict(scores[space])
@@ -172,8 +207,12 @@ def _spaces_of(found: Candidates, sid: int) -> list[str]:
     return seg.spaces if seg is not None else []
 
 
-def _explain(found: Candidates, space: str, rank: int, sid: int, score: float) -> dict[str, Any]:
-    entry: dict[str, Any] = {"rank": rank, "score": round(score, 4)}
+def _explain(
+    found: Candidates, space: str, rank: int, sid: int, raw: float, z: float | None = None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"rank": rank, "score": round(raw, 4)}
+    if z is not None:
+        entry["calibrated"] = round(shown_score(z), 4)
     if sid in found.notes.get(space, {}):
         entry["matched"] = found.notes[space][sid]
     return entry
@@ -187,10 +226,14 @@ def file_hits(
     k: int,
     rrf_k: float = RRF_K,
     exists: Callable[[str], bool] | None = None,
+    calibrated: Mapping[str, Mapping[int, float]] | None = None,
 ) -> list[Hit]:
     """Best segment per file per space; then fuse the per-space file rankings.
-    ``scores_by_space`` are the scores shown (cosines; BM25 for the lexical space)."""
+    ``scores_by_space`` are the scores shown (cosines; BM25 for the lexical space);
+    ``calibrated`` (space -> segment -> z) replaces them in ranking and fusion."""
     segments, files = found.segments, found.files
+    if calibrated is not None:
+        per_space = _by_z(per_space, calibrated)
     best: dict[str, dict[str, tuple[int, float]]] = {}  # space -> path -> (segment, score)
     counts: dict[str, set[int]] = {}
     for space, hits in per_space.items():
@@ -205,19 +248,30 @@ def file_hits(
         best[space] = seen
     rankings = {space: list(seen) for space, seen in best.items()}
     scores = {s: {path: sc for path, (_, sc) in seen.items()} for s, seen in best.items()}
-    fused = _fuse(rankings, scores, weights, rrf_k)
+    fused = _fuse(rankings, scores, weights, rrf_k, calibrated is not None)
     order = _top(fused, k, lambda path: path, exists)
     position = _positions(rankings)
     out = []
     for rank, path in enumerate(order, start=1):
         per = {s: best[s][path] for s in best if path in best[s]}
-        top_space = max(per, key=lambda s: per[s][1] * weights.get(s, 1.0))
+        # the space that found it best: by z when calibrated, else by weighted score
+        top_space = max(
+            per, key=lambda s: per[s][1] * (weights.get(s, 1.0) if not calibrated else 1.0)
+        )
         seg = segments[per[top_space][0]]
         explain = {
-            s: _explain(found, s, position[s][path], sid, scores_by_space[s][sid])
-            for s, (sid, _) in per.items()
+            s: _explain(
+                found,
+                s,
+                position[s][path],
+                sid,
+                scores_by_space[s][sid],
+                z if calibrated is not None else None,
+            )
+            for s, (sid, z) in per.items()
         }
-        out.append(_hit(rank, fused[path], seg, files[path], len(counts.get(path, ())), explain))
+        shown = shown_score(fused[path]) if calibrated is not None else fused[path]
+        out.append(_hit(rank, shown, seg, files[path], len(counts.get(path, ())), explain))
     return out
 
 
@@ -229,8 +283,11 @@ def segment_hits(
     k: int,
     rrf_k: float = RRF_K,
     exists: Callable[[str], bool] | None = None,
+    calibrated: Mapping[str, Mapping[int, float]] | None = None,
 ) -> list[Hit]:
     segments, files = found.segments, found.files
+    if calibrated is not None:
+        per_space = _by_z(per_space, calibrated)
     per_space = {
         s: [(sid, sc) for sid, sc in hits if sid in segments and segments[sid].file in files]
         for s, hits in per_space.items()
@@ -238,7 +295,7 @@ def segment_hits(
     rankings = {s: [str(sid) for sid, _ in hits] for s, hits in per_space.items()}
     scored = {s: dict(hits) for s, hits in per_space.items()}
     scores = {s: {str(sid): sc for sid, sc in hits.items()} for s, hits in scored.items()}
-    fused = _fuse(rankings, scores, weights, rrf_k)
+    fused = _fuse(rankings, scores, weights, rrf_k, calibrated is not None)
     order = _top(fused, k, lambda key: segments[int(key)].file, exists)
     position = _positions(rankings)
     out = []
@@ -246,11 +303,31 @@ def segment_hits(
         sid = int(key)
         seg = segments[sid]
         explain = {
-            s: _explain(found, s, position[s][key], sid, scores_by_space[s][sid])
+            s: _explain(
+                found,
+                s,
+                position[s][key],
+                sid,
+                scores_by_space[s][sid],
+                scored[s][sid] if calibrated is not None else None,
+            )
             for s in rankings
             if sid in scored[s]
         }
-        out.append(_hit(rank, fused[key], seg, files[seg.file], 1, explain))
+        shown = shown_score(fused[key]) if calibrated is not None else fused[key]
+        out.append(_hit(rank, shown, seg, files[seg.file], 1, explain))
+    return out
+
+
+def _by_z(
+    per_space: Mapping[str, list[tuple[int, float]]], z: Mapping[str, Mapping[int, float]]
+) -> dict[str, list[tuple[int, float]]]:
+    """Each space's candidates scored and ordered by their calibrated z."""
+    out = {}
+    for space, hits in per_space.items():
+        zs = z.get(space, {})
+        scored = [(sid, zs.get(sid, -math.inf)) for sid, _ in hits]
+        out[space] = sorted(scored, key=lambda h: -h[1])
     return out
 
 

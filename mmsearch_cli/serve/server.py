@@ -47,6 +47,8 @@ REFRESH_S = 2.0  # how often an idle server looks for a new commit
 QUERY_ARGS = frozenset({
     "text", "media", "k", "rerank", "reranker", "candidates", "types", "path_glob", "space",
     "segments", "after", "before", "min_size", "max_size", "people", "near",
+    "plus", "minus", "plus_media", "minus_media",  # query arithmetic: words, absolute paths
+    "min_score",  # "auto" or a score (api.cut_rows); the CLI cuts the rows itself
 })  # fmt: skip
 
 

@@ -59,7 +59,7 @@ def test_sample_data_eval_stays_above_the_bar(opaque_sample: tuple[Path, Path]) 
     assert res.code == 0, res.err + res.text[-2000:]
     data = json.loads(res.out)
     overall = data["systems"]["first-stage"]["groups"]["all"]
-    assert overall["queries"] == 53
+    assert overall["queries"] == 66  # 53, and 13 questions a document answers ("first")
     assert overall["nDCG@10"] >= MIN_NDCG
     # The bar really bites: an impossible bar exits with the quality code.
     res = invoke("eval", queries, "--index", index, "--min-ndcg", "0.999", "-q")
