@@ -12,11 +12,19 @@ the real format with random unit vectors (the read path only). A reference comma
 (`python -c "import numpy"`) is timed in the same run: the machine is shared and noisy,
 so times are also given as multiples of it. Built trees and indexes are kept in --work
 (default .cache/scale) and reused.
+
+`--backend URL` (a postgresql:// URL whose user may create databases, or `pgserver` to
+start the pgserver wheel's server here) adds the PostgreSQL backend for each size: the
+local index published into a fresh database (`mms index --from-local`: files/s, and the
+ingest of `mms index --backend` as a multiple of the local one's: embedding + publish),
+a no-op `mms index --backend`, cold `mms query --backend` p50 (fresh processes) and warm
+p50 (one process, one reader: the database and the process warm).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pydoc
 import re
@@ -24,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -237,11 +246,95 @@ def synthetic(m: int, work: Path, ref: float) -> dict[str, str]:
     }
 
 
+# -- the PostgreSQL backend -----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def backend_server(spec: str) -> Iterator[Callable[[str], str]]:
+    """Yield a function making a fresh database (its URL): on the pgserver wheel's server
+    started here (``pgserver``), or on the server of a given URL."""
+    if spec == "pgserver":
+        from tests.support.pg import pg_server
+
+        with pg_server() as server:
+            yield server.new_database
+        return
+    import psycopg
+
+    def make(name: str) -> str:
+        db = f"mms_bench_{name}_{int(time.time())}"
+        with psycopg.connect(spec, autocommit=True) as con:
+            con.execute(f"CREATE DATABASE {db}")  # type: ignore[arg-type]
+        url = spec.rsplit("/", 1)[0] + "/" + db
+        with psycopg.connect(url, autocommit=True) as con:
+            con.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        return url
+
+    yield make
+
+
+def warm_queries(url: str, runs: int = 20) -> float:
+    """p50 seconds of queries in one process through one reader (database warm)."""
+    from mmsearch_cli import api
+    from mmsearch_cli.config import load_settings
+    from mmsearch_cli.store.postgres.reader import PgReader
+
+    conf = load_settings(backend=url)
+    reader = PgReader(url)
+    api.query(QUERIES[0], settings=conf, reader=reader)  # models loaded, pages read
+    walls = []
+    for i in range(runs):
+        started = time.perf_counter()
+        api.query(QUERIES[i % len(QUERIES)], settings=conf, reader=reader)
+        walls.append(time.perf_counter() - started)
+    reader.close()
+    return statistics.median(walls)
+
+
+def backend_row(
+    make_db: Callable[[str], str], index: Path, tree: Path | None, label: str, ref: float,
+    rows: list[dict[str, str]],
+) -> dict[str, str]:  # fmt: skip
+    """Publish ``index`` into a fresh database and query it (see the module doc)."""
+    from mmsearch_cli.store.index import IndexReader
+
+    url = make_db(index.name.replace("-", "_"))
+    reader = IndexReader.open(index)
+    files = reader.con.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+    segments = reader.con.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
+    reader.close()
+    wall, peak, code = timed([*MMS, "index", "--backend", url, "--from-local", str(index), "-q"])
+    assert code == 0, f"publish exited {code}"
+    row = {"size": f"{label} → PostgreSQL",
+           "publish files/s": f"{files / wall:.0f} ({wall:.0f} s, {segments:,} segments, "
+                              f"{peak:.0f} MiB)"}  # fmt: skip
+    local = next((r for r in rows if r.get("size") == label), {}).get("index files/s", "")
+    if local and local[0].isdigit():  # ingest with --backend = embedding + publish
+        rate = float(local.split()[0])
+        row["ingest vs local"] = f"{(files / rate + wall) / (files / rate):.2f}x local time"
+    if tree is not None and tree.is_dir():
+        noop = statistics.median(
+            timed([*MMS, "index", str(tree), "--index", str(index), "--backend", url, "-q"])[0]
+            for _ in range(3)
+        )
+        row["no-op re-index s"] = f"{noop:.2f} ({noop / ref:.0f}x)"
+    walls = []
+    for i in range(7):
+        wall, _, code = timed([*MMS, "query", QUERIES[i % len(QUERIES)], "--backend", url,
+                               "--format", "jsonl"])  # fmt: skip
+        assert code in (0, 5), f"query exited {code}"
+        walls.append(wall)
+    row["cold query p50 / p95 s"] = f"{statistics.median(walls):.2f} / {max(walls):.2f}"
+    row["warm query p50 ms"] = f"{1000 * warm_queries(url):.0f}"
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000", help="comma-separated file counts")
     ap.add_argument("--synthetic", type=int, default=0, help="segments of a synthetic index")
     ap.add_argument("--work", type=Path, default=ROOT / ".cache" / "scale")
+    ap.add_argument("--backend", help="postgresql:// URL (may create databases) or pgserver")
     args = ap.parse_args(argv)
     os.environ.setdefault("MMS_MODEL_DIR", str(ROOT / ".cache" / "models"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -258,6 +351,24 @@ def main(argv: list[str] | None = None) -> int:
             print(rows[-1], file=sys.stderr)
     if args.synthetic:
         rows.append(synthetic(args.synthetic, args.work, ref))
+    if args.backend:
+        with backend_server(args.backend) as make_db:
+            for n in sizes:
+                rows.append(
+                    backend_row(
+                        make_db,
+                        args.work / f"index-{n}",
+                        args.work / f"tree-{n}",
+                        f"{n:,} files",
+                        ref,
+                        rows,
+                    )
+                )
+            if args.synthetic:
+                rows.append(backend_row(make_db, args.work / f"synthetic-{args.synthetic}",
+                                        None, f"{args.synthetic:,} segments (synthetic)", ref,
+                                        rows))  # fmt: skip
+            print(rows[-1], file=sys.stderr)
     cols = list(dict.fromkeys(k for row in rows for k in row))
     print(f"\nreference (python -c 'import numpy'): {ref * 1000:.0f} ms\n")
     print("| " + " | ".join(cols) + " |")

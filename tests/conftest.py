@@ -99,3 +99,17 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
     yield attempts
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[object]:
+    """A real PostgreSQL (with pgvector) from the pgserver wheel, for the whole session; run
+    as an unprivileged user when we are root (``tests/support/pg.py``). Each test makes
+    its own database with ``pg_server.new_database()``."""
+    from tests.support.pg import pg_bin
+    from tests.support.pg import pg_server as start
+
+    if pg_bin() is None:
+        pytest.skip("the pgserver wheel is not installed (pip install -e '.[dev]')")
+    with start() as server:
+        yield server
