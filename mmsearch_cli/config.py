@@ -6,6 +6,7 @@ The config file is TOML at ``$MMS_CONFIG`` or ``$XDG_CONFIG_HOME/mms/config.toml
     index = "~/.local/share/mms/index"
     profile = "builtin"
     threads = 1
+    backend = "postgresql://mms@nas/library"  # optional: a shared database
     [limits]
     max_image_pixels = 89478485
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from platformdirs import user_cache_dir, user_config_dir, user_data_dir
+from platformdirs import user_cache_dir, user_config_dir, user_data_dir, user_state_dir
 
 from mmsearch_cli.errors import UsageError
 
@@ -53,6 +54,11 @@ class Settings:
     profile: str = "builtin"
     threads: int = 1  # 1 intra-op thread measured best on 2 shared cores (README, Performance)
     limits: Limits = field(default_factory=Limits)
+    # A postgresql:// URL: index into and query that database (README, "PostgreSQL backend")
+    backend: str | None = None
+    # Download missing model files on first use (README, "First run"); off for machines
+    # that must not touch the network (MMS_AUTO_FETCH=0, config `auto_fetch = false`).
+    auto_fetch: bool = True
 
 
 def default_index_dir() -> Path:
@@ -61,6 +67,20 @@ def default_index_dir() -> Path:
 
 def default_model_dir() -> Path:
     return Path(user_cache_dir(APP)) / "models"
+
+
+def backend_index_dir(url: str) -> Path:
+    """The local working copy of an index published to ``url``, when no index folder is
+    configured: one per database, named by the URL less its password."""
+    import hashlib
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    key = urlunsplit((parts.scheme, f"{user}@{netloc[2]}" if netloc[1] else netloc[2],
+                      parts.path, "", ""))  # fmt: skip
+    return Path(user_state_dir(APP)) / "backends" / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def config_path() -> Path:
@@ -123,6 +143,7 @@ def load_settings(
     model_dir: str | Path | None = None,
     profile: str | None = None,
     threads: int | None = None,
+    backend: str | None = None,
 ) -> Settings:
     """Resolve settings; explicit arguments win (the CLI passes its flags here). Each is
     checked once, and a bad one is a ``UsageError`` naming it and where it came from."""
@@ -139,17 +160,36 @@ def load_settings(
             limit_conf.get(f.name), f"{config_path()} [limits]")  # fmt: skip
         if raw is not None:
             limit_kwargs[f.name] = _number(f.name, raw, type(getattr(Limits(), f.name)), where)
+    url, where = _pick(backend, "MMS_BACKEND", conf, "backend", None)
+    if url is not None and not isinstance(url, str):
+        raise UsageError(f"{where}: backend must be a postgresql:// URL")
+    url = url.strip() if url and url.strip() else None
     raw_threads, where = _pick(threads, "MMS_THREADS", conf, "threads", 1)
     n_threads = _number("threads", raw_threads, int, where)
     if n_threads > 256:
         raise UsageError(f"{where}: threads must be at most 256, not {raw_threads!r}")
+    raw_fetch, where = _pick(None, "MMS_AUTO_FETCH", conf, "auto_fetch", True)
+    auto_fetch = _switch(raw_fetch, where)
     chosen, where = _pick(profile, "MMS_PROFILE", conf, "profile", "builtin")
     if not isinstance(chosen, str) or not chosen:
         raise UsageError(f"{where}: profile must be a name, not {chosen!r}")
     return Settings(
-        index_dir=index or default_index_dir(),
+        index_dir=index or (backend_index_dir(url) if url else default_index_dir()),
         model_dir=models or default_model_dir(),
         profile=chosen,
         threads=int(n_threads),
         limits=Limits(**limit_kwargs),
+        backend=url,
+        auto_fetch=auto_fetch,
     )
+
+
+def _switch(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "yes", "on", "true"}:
+        return True
+    if text in {"0", "no", "off", "false"}:
+        return False
+    raise UsageError(f"{where}: expected on or off (1/0, true/false), not {value!r}")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mmsearch_cli import api
-from mmsearch_cli.cli.options import IndexOpt, JsonOpt, settings
+from mmsearch_cli.cli.options import BackendOpt, IndexOpt, JsonOpt, settings
 from mmsearch_cli.errors import ExitStatus
 from mmsearch_cli.search.rows import dumps
 
@@ -23,12 +23,13 @@ def doctor(
         bool, typer.Option("--repair", help="Repair what can be repaired (takes the lock).")
     ] = False,
     json_out: JsonOpt = False,
+    backend: BackendOpt = None,
 ) -> int:
     """Check an index for damage (sidecar, vector files, records, journal); exit 3 if damaged.
 
     Example: mms doctor --repair
     """
-    report = api.doctor(settings=settings(index), repair=repair)
+    report = api.doctor(settings=settings(index, backend), repair=repair)
     if json_out:
         sys.stdout.write(dumps(report.to_dict(), indent=2) + "\n")
     else:

@@ -10,8 +10,9 @@ from typing import Annotated, Any, BinaryIO
 import typer
 
 from mmsearch_cli import api
-from mmsearch_cli.cli import console
+from mmsearch_cli.cli import console, nomatch
 from mmsearch_cli.cli.options import (
+    BackendOpt,
     FormatOpt,
     IndexOpt,
     NoServerOpt,
@@ -27,6 +28,8 @@ from mmsearch_cli.cli.options import (
     parse_types,
     settings,
 )
+from mmsearch_cli.cli.preview import preview_for
+from mmsearch_cli.config import Settings
 from mmsearch_cli.errors import ExitStatus, UsageError
 from mmsearch_cli.items import modality_of
 from mmsearch_cli.search.rows import Row, from_json, render
@@ -47,35 +50,85 @@ def query(
     ] = None,
     image: Annotated[
         Path | None,
-        typer.Option("--image", help="Find things like this image.", show_default=False),
+        typer.Option(
+            "--image", metavar="FILE", help="Find things like this image.", show_default=False
+        ),
     ] = None,
     audio: Annotated[
         Path | None,
-        typer.Option("--audio", help="Find things like this sound.", show_default=False),
+        typer.Option(
+            "--audio", metavar="FILE", help="Find things like this sound.", show_default=False
+        ),
     ] = None,
     video: Annotated[
         Path | None,
-        typer.Option("--video", help="Find things like this video.", show_default=False),
+        typer.Option(
+            "--video", metavar="FILE", help="Find things like this video.", show_default=False
+        ),
+    ] = None,
+    plus: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--plus",
+            metavar="TEXT",
+            show_default=False,
+            help="Add this meaning to the query (repeatable).",
+        ),
+    ] = None,
+    minus: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--minus",
+            metavar="TEXT",
+            show_default=False,
+            help="Take this meaning away; its words no longer match (repeatable).",
+        ),
+    ] = None,
+    plus_image: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--plus-image",
+            "--plus-file",
+            metavar="FILE",
+            show_default=False,
+            help="Add what this image (or sound, video) shows (repeatable).",
+        ),
+    ] = None,
+    minus_image: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--minus-image",
+            "--minus-file",
+            metavar="FILE",
+            show_default=False,
+            help="Take away what this image (or sound, video) shows (repeatable).",
+        ),
     ] = None,
     top: TopOpt = 10,
     types: Annotated[
         str | None,
-        typer.Option("--type", "-t", help="Only these file types: text,image,audio,video."),
+        typer.Option(
+            "--type", "-t", metavar="TYPES", help="Only these file types: text,image,audio,video."
+        ),
     ] = None,
     path: Annotated[
-        str | None, typer.Option("--path", help="Only paths (or file names) matching this glob.")
+        str | None,
+        typer.Option(
+            "--path", metavar="GLOB", help="Only paths (or file names) matching this glob."
+        ),
     ] = None,
     after: Annotated[
-        str | None, typer.Option(help="Only files taken/modified on or after this date.")
+        str | None,
+        typer.Option(metavar="DATE", help="Only files taken/modified on or after this date."),
     ] = None,
     before: Annotated[
-        str | None, typer.Option(help="Only files taken/modified before this date.")
+        str | None, typer.Option(metavar="DATE", help="Only files taken/modified before this date.")
     ] = None,
     min_size: Annotated[
-        str | None, typer.Option(help="Only files at least this big (e.g. 200k).")
+        str | None, typer.Option(metavar="SIZE", help="Only files at least this big (e.g. 200k).")
     ] = None,
     max_size: Annotated[
-        str | None, typer.Option(help="Only files at most this big (e.g. 5M).")
+        str | None, typer.Option(metavar="SIZE", help="Only files at most this big (e.g. 5M).")
     ] = None,
     people: Annotated[
         str | None,
@@ -90,7 +143,7 @@ def query(
         ),
     ] = None,
     space: Annotated[
-        str | None, typer.Option(help="Search one space only (see `mms info`).")
+        str | None, typer.Option(metavar="SPACE", help="Search one space only (see `mms info`).")
     ] = None,
     segments: Annotated[
         bool, typer.Option("--segments", help="List matching segments, not files.")
@@ -98,23 +151,49 @@ def query(
     explain: Annotated[
         bool, typer.Option("--explain", help="Show each space's rank and score.")
     ] = False,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview",
+            envvar="MMS_PREVIEW",
+            help="Thumbnails in the table, on terminals that show images (kitty, sixel).",
+        ),
+    ] = False,
     rerank: Annotated[
         bool, typer.Option("--rerank", help="Re-score the candidates with a cross-encoder.")
     ] = False,
     reranker: RerankerOpt = None,
     candidates: Annotated[int, typer.Option(min=1, help="Candidates from the first stage.")] = 100,
     fmt: FormatOpt = "table",
+    min_score: Annotated[
+        str | None,
+        typer.Option(
+            "--min-score",
+            metavar="auto|SCORE",
+            envvar="MMS_MIN_SCORE",
+            help='Only results scoring this much; auto: above chance, or "no good match" '
+            "(exit 5) when none is a good match [default: auto for the table, else none].",
+        ),
+    ] = None,
     null: NullOpt = False,
+    open_page: Annotated[
+        bool,
+        typer.Option("--open", help="Write the results as an HTML page and open it in a browser."),
+    ] = False,
     index: IndexOpt = None,
     no_server: NoServerOpt = False,
     quiet: QuietOpt = False,
+    backend: BackendOpt = None,
 ) -> int:
     """Search the index with text, or with an image, sound or video file.
 
     Example: mms query "a red dress" -k 5 --type image --format jsonl | jq -r .path
     """
     check_format(fmt)
-    conf = settings(index)
+    cutoff = nomatch.parse(min_score)
+    if open_page and (null or fmt not in ("table", "html")):
+        raise UsageError("--open writes an HTML page; it does not combine with -0 or --format")
+    conf = settings(index, backend)
     for flag, given in (("image", image), ("audio", audio), ("video", video)):
         if given is None or not given.is_file():
             continue  # the query path says what is missing
@@ -137,8 +216,9 @@ def query(
         "max_size": parse_size(max_size, "--max-size"),
         "people": parse_people(people), "near": near,
     }  # fmt: skip
+    args |= arithmetic(plus, minus, plus_image, minus_image)
     served = None
-    if not no_server:  # a warm server answers the same rows, in milliseconds
+    if not no_server and not conf.backend:  # a warm server answers the same rows, fast
         wire = {**args, "text": text, "types": sorted(kinds) if kinds else None,
                 "after": since.isoformat() if since else None,
                 "before": until.isoformat() if until else None,
@@ -148,28 +228,66 @@ def query(
         text, media=media[0] if media else None, settings=conf, types=kinds, after=since,
         before=until, **args,
     )  # fmt: skip
-    return emit(rows, fmt, null, explain=explain, quiet=quiet)
+    table = fmt == "table" and not null and not open_page
+    if (shown := nomatch.limit(rows, cutoff, table=table, quiet=quiet)) is None:
+        return ExitStatus.NO_RESULTS  # "no good match", and the nearest rows, dimmed
+    rows = shown
+    title = text if text is not None else f"like {media[0]}"
+    return emit(rows, "html" if open_page else fmt, null, explain=explain, quiet=quiet,
+                title=title, open_page=open_page, conf=conf, preview=preview)  # fmt: skip
 
 
-def emit(rows: list[Row], fmt: str, null: bool, *, explain: bool = False, quiet: bool) -> int:
-    """Results to stdout: a table for people (with each space's rank under --explain), or
-    one of the machine formats. No rows: a note on stderr and exit 5."""
+def arithmetic(
+    plus: list[str] | None, minus: list[str] | None, plus_files: list[Path] | None,
+    minus_files: list[Path] | None,
+) -> dict[str, list[str]]:  # fmt: skip
+    """``--plus``/``--minus`` as query fields, files as absolute paths (the server's working
+    folder is not ours); only those given, so a server of an older mms still answers."""
+    fields = {
+        "plus": plus or [], "minus": minus or [],
+        "plus_media": [str(Path(f).expanduser().absolute()) for f in plus_files or []],
+        "minus_media": [str(Path(f).expanduser().absolute()) for f in minus_files or []],
+    }  # fmt: skip
+    return {key: value for key, value in fields.items() if value}
+
+
+def emit(
+    rows: list[Row], fmt: str, null: bool, *, explain: bool = False, quiet: bool,
+    title: str = "", open_page: bool = False, conf: Settings | None = None,
+    preview: bool = False,
+) -> int:  # fmt: skip
+    """Results to stdout: a table for people (with each space's rank under --explain), one
+    of the machine formats, or an HTML page (``open_page``: to a file a browser opens).
+    No rows: a note on stderr and exit 5."""
     if not rows:
         console.info("mms: no results", quiet=quiet)
         return ExitStatus.NO_RESULTS
+    if fmt == "html" and not null:
+        if open_page:
+            show_page(rows, title, conf)
+        else:
+            api.write_html(rows, sys.stdout.buffer, query=title, settings=conf)
+        return ExitStatus.OK
     if fmt != "table" or null:
         render(rows, fmt, sys.stdout.buffer, nul=null)
         return ExitStatus.OK
-    console.print_table(rows)
-    if explain:
-        for row in rows:
-            parts = ", ".join(
-                f"{s} #{v['rank']} ({v['score']:.3f})"
-                + (f" {' '.join(v['matched'].split())}" if v.get("matched") else "")
-                for s, v in row["spaces"].items()
-            )
-            sys.stdout.write(f"  {row['rank']:>3}  {console.printable(parts)}\n")
+    console.print_table(rows, explain=explain, preview=preview_for(rows) if preview else None)
     return ExitStatus.OK
+
+
+def show_page(rows: list[Row], title: str, conf: Settings | None) -> None:
+    """The page to a new private folder (0700: results can be private), its path to
+    stdout, then the desktop's browser ($BROWSER, else the system's choice)."""
+    import tempfile
+    import webbrowser
+
+    page = Path(tempfile.mkdtemp(prefix="mms-results-")) / "results.html"
+    with page.open("wb") as fh:
+        api.write_html(rows, fh, query=title, settings=conf)
+    sys.stdout.write(f"{page}\n")
+    sys.stdout.flush()
+    if not webbrowser.open(page.as_uri()):
+        console.warn(f"mms: no browser found; open {page} yourself")
 
 
 def rerank(
@@ -206,7 +324,7 @@ def rerank(
         if served is not None
         else api.rerank_rows(text, rows, settings=conf, k=top, reranker=reranker, alpha=alpha)
     )
-    return emit(out, fmt, null, quiet=quiet)
+    return emit(out, fmt, null, quiet=quiet, title=text, conf=conf)
 
 
 def read_jsonl_rows(stream: BinaryIO) -> list[Row]:

@@ -14,14 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from mmsearch_cli.config import Settings
-from mmsearch_cli.embedders.spaces import (
-    LiveSpace,
-    SpaceSpec,
-    bind,
-    check_compatible,
-    space_info,
-    spaces_for,
-)
+from mmsearch_cli.embedders.needs import FetchProgress, Supply
+from mmsearch_cli.embedders.spaces import LiveSpace, SpaceSpec, bind, spaces_for
 from mmsearch_cli.errors import MismatchError, UsageError
 from mmsearch_cli.indexing.diff import diff_files
 from mmsearch_cli.indexing.embed import ProgressFn, embed_all
@@ -35,6 +29,7 @@ from mmsearch_cli.indexing.sniff import (
     type_label,
 )
 from mmsearch_cli.items import modality_of
+from mmsearch_cli.search import calibrate as calibration
 from mmsearch_cli.store.index import IndexWriter
 from mmsearch_cli.store.lock import index_lock
 from mmsearch_cli.store.manifest import database_path, read_manifest, sidecar_path
@@ -47,7 +42,9 @@ class IndexSummary:
     unchanged: int = 0
     removed: int = 0
     moved: int = 0
-    failed: int = 0
+    failed: int = 0  # the files' fault: tried again once they change
+    deferred: int = 0  # for want of a model, codec or library: tried again by every run
+    failed_earlier: int = 0  # failed before and untouched by this run (`mms info --failed`)
     vanished: int = 0  # deleted between the scan and their turn: not indexed, not failed
     changed: int = 0  # changed while being read: left for the next run, not failed
     resumed: int = 0  # files recovered from the journal of an interrupted run
@@ -55,6 +52,8 @@ class IndexSummary:
     seconds: float = 0.0
     by_modality: Counter[str] = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    deferrals: list[tuple[str, str, str]] = field(default_factory=list)  # path, modality, why
+    fetched: list[str] = field(default_factory=list)  # model files downloaded by this run
     problems: dict[str, str] = field(default_factory=dict)
     held_back: dict[str, str] = field(default_factory=dict)  # root -> why nothing was pruned
     unsupported: Counter[str] = field(default_factory=Counter)  # type label -> files
@@ -68,6 +67,8 @@ class IndexSummary:
             "removed": self.removed,
             "moved": self.moved,
             "failed": self.failed,
+            "deferred": self.deferred,
+            "failed_earlier": self.failed_earlier,
             "vanished": self.vanished,
             "changed_while_reading": self.changed,
             "resumed": self.resumed,
@@ -76,6 +77,9 @@ class IndexSummary:
             "seconds": round(self.seconds, 3),
             "failures": [{"path": p, "reason": r} for p, r in self.failures],
             "failures_by_reason": dict(reasons),
+            "deferred_files": [{"path": p, "reason": r} for p, _, r in self.deferrals],
+            "deferred_by_reason": dict(Counter(r for _, _, r in self.deferrals)),
+            "fetched_models": self.fetched,
             "scan_problems": [{"path": p, "reason": r} for p, r in self.problems.items()],
             "held_back": [{"root": p, "reason": r} for p, r in self.held_back.items()],
             "unsupported_by_type": dict(self.unsupported),
@@ -98,6 +102,8 @@ class IndexOptions:
     add_roots: bool = True
     force_prune: bool = False  # prune even a root that looks unmounted, empty or gutted
     max_delete: float = MAX_DELETE  # share of a root's files one run may drop
+    # Download missing model files on first use (None: settings.auto_fetch, default on).
+    fetch: bool | None = None
 
 
 def run_index(
@@ -105,6 +111,7 @@ def run_index(
     settings: Settings,
     options: IndexOptions | None = None,
     progress: ProgressFn | None = None,
+    fetch_progress: FetchProgress | None = None,
 ) -> IndexSummary:
     opts = options or IndexOptions()
     started = time.monotonic()
@@ -114,7 +121,7 @@ def run_index(
             _clear(index_dir)
         writer = IndexWriter.open(index_dir, opts.profile or "builtin")
         try:
-            summary = _update(writer, roots, settings, opts, progress)
+            summary = _update(writer, roots, settings, opts, progress, fetch_progress)
         finally:
             writer.close()
     summary.seconds = time.monotonic() - started
@@ -123,11 +130,14 @@ def run_index(
 
 def _update(
     writer: IndexWriter, roots: list[Path], settings: Settings, opts: IndexOptions,
-    progress: ProgressFn | None,
+    progress: ProgressFn | None, fetch_progress: FetchProgress | None = None,
 ) -> IndexSummary:  # fmt: skip
     index_dir = settings.index_dir
     live = [bind(spec, settings) for spec in _choose_specs(writer, opts)]
-    full_reembed = _reconcile_spaces(writer, live)
+    # Model files are fetched on first use; kinds of file whose models cannot be had wait.
+    fetch = settings.auto_fetch if opts.fetch is None else opts.fetch
+    supply = Supply.create(settings.model_dir, fetch=fetch, progress=fetch_progress)
+    full_reembed = _reconcile_spaces(writer, live, supply)
     # Replay after the spaces exist: a killed first run journaled vectors for them.
     summary = IndexSummary(resumed=writer.replay())
     root_strs = [os.path.abspath(os.fsdecode(r)) for r in roots]
@@ -160,9 +170,13 @@ def _update(
         usable = root in writer.roots and root not in summary.held_back and device is not None
         if usable and any(under_roots(p, [root]) for p in found.files):
             writer.set_root_device(root, device or 0)
-    embed_all(writer, todo, live, settings, summary, progress)
-    if writer.dirty or writer.new:
+    supply.provide(live, {found.modality for found, _ in todo})
+    summary.fetched = supply.fetched
+    embed_all(writer, todo, live, settings, summary, progress, supply.waiting)
+    changed = writer.dirty or writer.new
+    if changed:
         writer.commit()
+    calibration.refresh(writer, live, changed)  # what a chance score is here (search.calibrate)
     for space in live:
         for embedder in {id(e): e for e in space.encoders.values()}.values():
             embedder.prepare_query()
@@ -222,18 +236,17 @@ def _choose_specs(writer: IndexWriter, opts: IndexOptions) -> tuple[SpaceSpec, .
     return spaces_for(opts.profile or "builtin", opts.model)
 
 
-def _reconcile_spaces(writer: IndexWriter, live: list[LiveSpace]) -> bool:
+def _reconcile_spaces(writer: IndexWriter, live: list[LiveSpace], supply: Supply) -> bool:
     """Check recorded spaces against the live ones; add new spaces. True if any was added."""
     added = False
     had_files = bool(writer.files)
     for space in live:
         recorded = writer.spaces.get(space.name)
         if recorded is None:
-            writer.add_space(space_info(space))
+            writer.add_space(supply.space_info(space))
             added = added or had_files
         else:
-            check_compatible(recorded, space)
-            recorded.fingerprints.update(space_info(space).fingerprints)
+            recorded.fingerprints.update(supply.check_compatible(recorded, space))
     live_names = {s.name for s in live}
     extra = [name for name in writer.spaces if name not in live_names]
     if extra:
