@@ -201,6 +201,21 @@ def forget(
     return forget_paths([Path(p).expanduser() for p in paths], conf, wait=wait)
 
 
+def roots(*, index_dir: PathLike | None = None, settings: Settings | None = None) -> list[str]:
+    """The folders the local index was made from (its manifest: one small file), for
+    showing paths relative to them; none for a backend or an index that cannot be read."""
+    from mmsearch_cli.errors import MmsError
+    from mmsearch_cli.store.manifest import read_manifest
+
+    conf = _settings(index_dir, settings)
+    if conf.backend:
+        return []
+    try:
+        return [str(r) for r in read_manifest(conf.index_dir).get("roots", [])]
+    except (MmsError, OSError):
+        return []
+
+
 def info(*, index_dir: PathLike | None = None, settings: Settings | None = None) -> dict[str, Any]:
     """What an index holds: roots, counts per modality, spaces and models, size, failures."""
     from mmsearch_cli.store.info import index_info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
@@ -229,12 +230,14 @@ def query(
         before=until, **args,
     )  # fmt: skip
     table = fmt == "table" and not null and not open_page
-    if (shown := nomatch.limit(rows, cutoff, table=table, quiet=quiet)) is None:
+    roots = api.roots(settings=conf) if table else []  # paths shown from the indexed folders
+    if (shown := nomatch.limit(rows, cutoff, table=table, quiet=quiet, roots=roots)) is None:
         return ExitStatus.NO_RESULTS  # "no good match", and the nearest rows, dimmed
     rows = shown
     title = text if text is not None else f"like {media[0]}"
     return emit(rows, "html" if open_page else fmt, null, explain=explain, quiet=quiet,
-                title=title, open_page=open_page, conf=conf, preview=preview)  # fmt: skip
+                title=title, open_page=open_page, conf=conf, preview=preview,
+                roots=roots)  # fmt: skip
 
 
 def arithmetic(
@@ -254,7 +257,7 @@ def arithmetic(
 def emit(
     rows: list[Row], fmt: str, null: bool, *, explain: bool = False, quiet: bool,
     title: str = "", open_page: bool = False, conf: Settings | None = None,
-    preview: bool = False,
+    preview: bool = False, roots: Sequence[str] = (),
 ) -> int:  # fmt: skip
     """Results to stdout: a table for people (with each space's rank under --explain), one
     of the machine formats, or an HTML page (``open_page``: to a file a browser opens).
@@ -271,7 +274,9 @@ def emit(
     if fmt != "table" or null:
         render(rows, fmt, sys.stdout.buffer, nul=null)
         return ExitStatus.OK
-    console.print_table(rows, explain=explain, preview=preview_for(rows) if preview else None)
+    console.print_table(
+        rows, explain=explain, preview=preview_for(rows) if preview else None, roots=roots
+    )
     return ExitStatus.OK
 
 

@@ -88,16 +88,23 @@ _ELLIPSIS = "…"
 _FRAGMENT = re.compile(r"(t|page)=[0-9.]+")
 
 
-def shown_path(row: Row, home: str | None = None) -> str:
-    """The path as a person reads it: under ``~`` when in the home folder, with its
+def shown_path(row: Row, home: str | None = None, roots: Sequence[str] = ()) -> str:
+    """The path as a person reads it: from the indexed folder it is in (``Pictures/x.jpg``
+    for a root ``/mnt/nas/Pictures``) or under ``~``, whichever is shorter, with its
     ``#t=``/``#page=`` fragment, non-UTF-8 bytes as ``\\xNN`` and control characters
     escaped. Machine formats keep the absolute path (``search.rows``)."""
     from mmsearch_cli.search.rows import ref
 
-    text = ref(row)
+    full = ref(row)
+    choices = [full]
     home = os.path.expanduser("~") if home is None else home
-    if home not in ("", os.sep) and text.startswith(home + os.sep):
-        text = "~" + text[len(home) :]
+    if home not in ("", os.sep) and full.startswith(home + os.sep):
+        choices.append("~" + full[len(home) :])
+    for root in roots:
+        root = root.rstrip(os.sep)
+        if root and full.startswith(root + os.sep):
+            choices.append(os.path.basename(root) + full[len(root) :])
+    text = min(choices, key=len)
     return printable(text.encode("utf-8", "backslashreplace").decode())
 
 
@@ -172,11 +179,13 @@ def print_table(
     explain: bool = False,
     preview: Preview | None = None,
     out: Console | None = None,
+    roots: Sequence[str] = (),
 ) -> None:
     """Results as a table for people: one line of path per row, shortened in the middle
     to fit (never wrapped), the why column wrapped at words, each family marked by its
     word and colour, and ``--explain`` details under their own row. ``preview`` (from
-    ``cli.preview``) adds a thumbnail column; ``out`` is for tests."""
+    ``cli.preview``) adds a thumbnail column; ``roots`` are the index's folders (paths are
+    shown from them); ``out`` is for tests."""
     from rich.cells import cell_len
     from rich.padding import Padding
     from rich.table import Table
@@ -192,7 +201,7 @@ def print_table(
         out = _stdout_console(width=None if fixed else 160, truecolor=kitty)
     colour = not os.environ.get("NO_COLOR")
     home = os.path.expanduser("~")
-    paths = [shown_path(row, home) for row in rows]
+    paths = [shown_path(row, home, roots) for row in rows]
     whys = [printable(row["why"] + _segments_note(row)) for row in rows]
     ranks = [str(row["rank"]) for row in rows]
     kinds = [printable(str(row.get("modality") or "?")) for row in rows]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 
 from mmsearch_cli import api
 from mmsearch_cli.cli import console
@@ -28,8 +29,9 @@ def parse(value: str | None) -> str | float | None:
 
 
 def limit(
-    rows: list[Row], given: str | float | None, *, table: bool, quiet: bool
-) -> list[Row] | None:
+    rows: list[Row], given: str | float | None, *, table: bool, quiet: bool,
+    roots: Sequence[str] = (),
+) -> list[Row] | None:  # fmt: skip
     """The rows to show. None when none passed and the table said so ("no good match" and
     the nearest rows, dimmed): the caller exits 5. ``given`` is the parsed option; the
     table's default is ``auto``."""
@@ -45,11 +47,11 @@ def limit(
         )
     if cut.rows or not cut.nearest:
         return list(cut.rows)
-    show(cut.nearest, wanted)
+    show(cut.nearest, wanted, roots)
     return None
 
 
-def show(nearest: list[Row], wanted: str | float) -> None:
+def show(nearest: list[Row], wanted: str | float, roots: Sequence[str] = ()) -> None:
     """Say "no good match" on stdout, then show the nearest rows as the table does, dimmed."""
     from rich.console import Console
 
@@ -58,4 +60,4 @@ def show(nearest: list[Row], wanted: str | float) -> None:
     sys.stdout.flush()
     fixed = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
     out = Console(highlight=False, soft_wrap=False, width=None if fixed else 160, style="dim")
-    console.print_table(nearest, out=out)
+    console.print_table(nearest, out=out, roots=roots)

@@ -81,6 +81,19 @@ def test_paths_under_home_start_with_a_tilde_and_machine_fields_stay_absolute() 
     assert ROWS[0]["path"] == DEEP  # the row itself (json, tsv, paths) is untouched
 
 
+def test_paths_are_shown_from_the_indexed_folder_when_that_is_shorter() -> None:
+    roots = ["/srv/archive/", f"{HOME}/Pictures"]
+    assert (
+        shown_path(ROWS[2], roots=roots)
+        == "archive/scans/2001/letters/to the harbour master.pdf#page=4"
+    )
+    # ~/Pictures/... and Pictures/...: the folder's own name is shorter than "~/"
+    assert shown_path(ROWS[0], roots=roots) == DEEP.replace(f"{HOME}/", "", 1)
+    assert shown_path(ROWS[2], roots=["/srv/arch"]) == ROWS[2]["path"] + "#page=4"  # not a prefix
+    lines = render([ROWS[2]], 160, roots=roots)
+    assert any("archive/scans/2001" in line and "/srv/" not in line for line in lines)
+
+
 def test_explain_details_sit_directly_under_their_own_row() -> None:
     for width in (80, 160):
         lines = render(ROWS, width, explain=True)
