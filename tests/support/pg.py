@@ -9,6 +9,7 @@ authentication failures, and on a Unix socket in its own folder.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pwd
 import secrets
@@ -140,6 +141,36 @@ class PgServer:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def _reachable(bin_dir: Path, ids: tuple[int, int]) -> Path:
+    """``bin_dir``, or a copy of its installation the test user can run: a checkout in a
+    ``mktemp -d`` folder (mode 0700) hides the wheel's binaries from every other user.
+    The copy is made once per installation and kept in the temporary folder."""
+    uid, gid = ids
+    # postgres and initdb find each other by their own path, which must be readable
+    probe = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+             "test", "-r", str(bin_dir / "postgres")]  # fmt: skip
+    if subprocess.run(probe, capture_output=True, check=False, timeout=60).returncode == 0:
+        return bin_dir
+    # Copy the package with its auditwheel libraries beside it: the binaries find them
+    # through RPATH $ORIGIN/../../../pgserver.libs.
+    package = bin_dir.parent.parent
+    stamp = hashlib.sha256(str(package.resolve()).encode()).hexdigest()[:12]
+    copy = Path(tempfile.gettempdir()) / f"mms-pgserver-{stamp}"
+    if not (copy / "pgserver" / "pginstall" / "bin" / "postgres").is_file():
+        partial = Path(tempfile.mkdtemp(prefix="mms-pgserver-"))
+        shutil.copytree(package / "pginstall", partial / "pgserver" / "pginstall", symlinks=True)
+        libs = package.parent / "pgserver.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, partial / "pgserver.libs", symlinks=True)
+        os.chmod(partial, 0o755)
+        os.chmod(partial / "pgserver", 0o755)
+        try:
+            os.rename(partial, copy)
+        except OSError:  # another test process made it first
+            shutil.rmtree(partial, ignore_errors=True)
+    return copy / "pgserver" / "pginstall" / "bin"
+
+
 @contextlib.contextmanager
 def pg_server() -> Iterator[PgServer]:
     """Start a server (initdb in a temporary folder), yield it, stop and remove it."""
@@ -147,6 +178,8 @@ def pg_server() -> Iterator[PgServer]:
     if folder_bin is None:
         raise RuntimeError("the pgserver wheel is not installed")
     ids = _ensure_user()
+    if ids is not None:
+        folder_bin = _reachable(folder_bin, ids)
     folder = Path(tempfile.mkdtemp(prefix="mms-pg-"))
     server = PgServer(folder_bin, folder, _free_port(), secrets.token_hex(12), ids)
     try:
