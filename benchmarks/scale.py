@@ -18,16 +18,20 @@ start the pgserver wheel's server here) adds the PostgreSQL backend for each siz
 local index published into a fresh database (`mms index --from-local`: files/s, and the
 ingest of `mms index --backend` as a multiple of the local one's: embedding + publish),
 a no-op `mms index --backend`, cold `mms query --backend` p50 (fresh processes) and warm
-p50 (one process, one reader: the database and the process warm).
+p50 (one process, one reader: the database and the process warm). `--two-indexers N`
+adds two indexers at once against one: the first size's index published as two hosts,
+and two trees of N files ingested (embedding + publish) into one database.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import pydoc
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -233,9 +237,16 @@ def synthetic(m: int, work: Path, ref: float) -> dict[str, str]:
                 batch.vectors = {"text": (np.asarray(ids), vecs)}
                 writer.apply(batch)
                 done += len(ids)
+            writer.set_roots(["/library"])  # a root: what `--from-local` publishes
             writer.commit()
             writer.close()
         built = f", built in {time.perf_counter() - started:.0f} s"
+    elif not json.loads((index / "sidecar.json").read_text()).get("roots"):
+        with index_lock(index):  # built before it had a root
+            writer = IndexWriter.open(index)
+            writer.set_roots(["/library"])
+            writer.commit()
+            writer.close()
     p50, p95, rss = cold_queries(index)
     info = statistics.median(timed([*MMS, "info", "--index", str(index)])[0] for _ in range(3))
     return {
@@ -329,12 +340,70 @@ def backend_row(
     return row
 
 
+def _concurrent(cmds: list[tuple[list[str], dict[str, str]]]) -> float:
+    """Wall seconds of commands run at once (each must exit 0 or 6)."""
+    started = time.perf_counter()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env={**os.environ, **env}) for cmd, env in cmds]  # fmt: skip
+    for proc in procs:
+        _, err = proc.communicate()
+        assert proc.returncode in (0, 6), f"exited {proc.returncode}: {err.decode()[-500:]}"
+    return time.perf_counter() - started
+
+
+def two_indexers(
+    make_db: Callable[[str], str], work: Path, pool: list[str], index: Path, n: int
+) -> list[dict[str, str]]:
+    """Two indexers of different sources at once against one: (1) publishing ``index``
+    (``--from-local``) as two hosts, (2) ingesting (embedding + publishing) two trees of
+    ``n`` files each with fresh working copies. Throughput = files / wall time."""
+    from mmsearch_cli.store.index import IndexReader
+
+    reader = IndexReader.open(index)
+    files = reader.con.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+    reader.close()
+    rows = []
+    publish = [*MMS, "index", "--from-local", str(index), "-q"]
+    url = make_db("one_pub")
+    one = _concurrent([([*publish, "--backend", url], {"MMS_HOST": "a"})])
+    url = make_db("two_pub")
+    two = _concurrent([([*publish, "--backend", url], {"MMS_HOST": h}) for h in ("a", "b")])
+    rows.append({"size": f"two publishers ({files:,} files each, --from-local)",
+                 "one: files/s": f"{files / one:.0f} ({one:.0f} s)",
+                 "two at once: files/s": f"{2 * files / two:.0f} ({two:.0f} s)",
+                 "two / one": f"{(2 * files / two) / (files / one):.2f}x"})  # fmt: skip
+    print(rows[-1], file=sys.stderr)
+    trees = [work / f"two-{name}-{n}" for name in ("a", "b")]
+    for tree in trees:
+        write_tree(tree, n, pool)
+    runs = work / "two-runs"
+    shutil.rmtree(runs, ignore_errors=True)
+
+    def ingest(tree: Path, url: str, tag: str) -> tuple[list[str], dict[str, str]]:
+        return [*MMS, "index", str(tree), "--index", str(runs / tag), "--backend", url,
+                "-q"], {}  # fmt: skip
+
+    one = _concurrent([ingest(trees[0], make_db("one_ingest"), "one")])
+    url = make_db("two_ingest")
+    two = _concurrent([ingest(tree, url, f"two-{k}") for k, tree in enumerate(trees)])
+    rows.append({"size": f"two indexers ({n:,} files each, embedding + publish)",
+                 "one: files/s": f"{n / one:.1f} ({one:.0f} s)",
+                 "two at once: files/s": f"{2 * n / two:.1f} ({two:.0f} s)",
+                 "two / one": f"{(2 * n / two) / (n / one):.2f}x"})  # fmt: skip
+    print(rows[-1], file=sys.stderr)
+    shutil.rmtree(runs, ignore_errors=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000", help="comma-separated file counts")
     ap.add_argument("--synthetic", type=int, default=0, help="segments of a synthetic index")
     ap.add_argument("--work", type=Path, default=ROOT / ".cache" / "scale")
     ap.add_argument("--backend", help="postgresql:// URL (may create databases) or pgserver")
+    ap.add_argument("--two-indexers", type=int, default=0, metavar="N",
+                    help="with --backend: two indexers at once against one (the first size's "
+                    "index published as two hosts; two trees of N files ingested)")  # fmt: skip
     args = ap.parse_args(argv)
     os.environ.setdefault("MMS_MODEL_DIR", str(ROOT / ".cache" / "models"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -343,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reference `python -c 'import numpy'`: {ref * 1000:.0f} ms", file=sys.stderr)
     rows = []
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    pool: list[str] = []
     if sizes:
         pool = paragraphs()
         print(f"{len(pool)} paragraphs of real text", file=sys.stderr)
@@ -364,6 +434,9 @@ def main(argv: list[str] | None = None) -> int:
                         rows,
                     )
                 )
+            if args.two_indexers and sizes:
+                rows += two_indexers(make_db, args.work, pool, args.work / f"index-{sizes[0]}",
+                                     args.two_indexers)  # fmt: skip
             if args.synthetic:
                 rows.append(backend_row(make_db, args.work / f"synthetic-{args.synthetic}",
                                         None, f"{args.synthetic:,} segments (synthetic)", ref,

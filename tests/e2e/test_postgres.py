@@ -46,7 +46,18 @@ def _content(url: str) -> list[tuple[Any, ...]]:
             "LEFT JOIN mms_segments s ON s.file_id = f.id ORDER BY 1, 2, 3, 8"
         ).fetchall()
         stats = con.execute("SELECT host, root, stats FROM mms_sources ORDER BY 1, 2").fetchall()
-    return [*rows, *stats]
+        postings = con.execute(
+            "SELECT src.host, src.root, f.path, s.local_id, p.lex, p.f, p.dl "
+            "FROM mms_postings p JOIN mms_segments s ON s.id = p.seg "
+            "JOIN mms_files f ON f.id = s.file_id JOIN mms_sources src ON src.id = f.source_id "
+            "ORDER BY 1, 2, 3, 4, 5"
+        ).fetchall()
+        orphans = con.execute(
+            "SELECT count(*) FROM mms_postings p WHERE NOT EXISTS "
+            "(SELECT 1 FROM mms_segments s WHERE s.id = p.seg)"
+        ).fetchone()
+    assert orphans == (0,)
+    return [*rows, *stats, *postings]
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +129,58 @@ def test_info_and_doctor_read_the_database_and_never_show_the_password(
     assert doctor.code == 0, doctor.out
     for out in (res, table, doctor):
         assert pg_server.password not in out.text + out.err
+
+
+def test_postings_rank_as_the_tsvectors_do(published: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BM25 from the postings (word queries) equals BM25 from the tsvectors (the phrase
+    path), in order and score, with plus and minus words and filters."""
+    from mmsearch_cli.store.db import FileFilter
+    from mmsearch_cli.store.postgres import lexical
+    from mmsearch_cli.store.postgres.reader import PgReader
+
+    reader = PgReader(published)
+    only_text = reader.allowed_segments(FileFilter(types=frozenset({"text"})))
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("owls hunting at night", {}), ("solar power panels", {}), ("running runs run", {}),
+        ("frog", {"minus": ["tree"]}), ("fish", {"plus": ["coral reef"]}),
+        ("water", {"allowed": only_text}),
+    ]  # fmt: skip
+    try:
+        fast = [reader.lexical(text, 20, **more) for text, more in cases]
+        monkeypatch.setattr(lexical.LexicalQuery, "words_only", property(lambda self: False))
+        slow = [reader.lexical(text, 20, **more) for text, more in cases]
+    finally:
+        reader.close()
+    for (text, _), mine, theirs in zip(cases, fast, slow, strict=True):
+        assert mine, text
+        assert [i for i, _ in mine] == [i for i, _ in theirs], text
+        assert all(abs(a - b) < 1e-9 for (_, a), (_, b) in zip(mine, theirs, strict=True)), text
+
+
+def test_a_schema_1_database_is_migrated_with_its_postings(
+    pg_server: Any, sample_index: tuple[Path, Path]
+) -> None:
+    import psycopg
+
+    url = pg_server.new_database("schema1")
+    assert invoke("index", "--backend", url, "--from-local", sample_index[1], "-q").code == 0
+    postings = ("SELECT lex, s.local_id, p.f, p.dl FROM mms_postings p "
+                "JOIN mms_segments s ON s.id = p.seg ORDER BY 1, 2")  # fmt: skip
+    with psycopg.connect(url, autocommit=True) as con:
+        made = con.execute(postings).fetchall()
+        assert len(made) > 1000
+        # back to schema 1 as it shipped: no postings
+        con.execute("DROP TABLE mms_postings; DROP FUNCTION mms_drop_postings() CASCADE; "
+                    "UPDATE mms_meta SET value = '1' WHERE key = 'schema'")  # fmt: skip
+    res = invoke("query", "a hammer", "--backend", url)
+    assert res.code == 3 and "older schema" in res.err
+    res = invoke("index", "--backend", url, "--from-local", sample_index[1], "--json", "-q")
+    assert res.code == 0, res.err
+    assert set(json.loads(res.out)["backend"]["roots"].values()) == {"unchanged"}
+    with psycopg.connect(url, autocommit=True) as con:
+        assert con.execute(postings).fetchall() == made
+        assert con.execute("SELECT value FROM mms_meta WHERE key = 'schema'").fetchone() == (2,)
+    assert invoke("query", "a hammer", "--backend", url).code == 0
 
 
 def test_wrong_password_is_one_line_exit_3_without_the_password(published: str) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from mmsearch_cli.store.info import describe_spaces
 from mmsearch_cli.store.postgres.connect import BackendError, connect, guard
 from mmsearch_cli.store.postgres.reader import PgReader
-from mmsearch_cli.store.postgres.schema import HNSW_MAX_DIM, SCHEMA, version
+from mmsearch_cli.store.postgres.schema import HNSW_MAX_DIM, POSTINGS_OF, SCHEMA, version
 from mmsearch_cli.store.postgres.url import redact
 
 HNSW_MIN_VERSION = (0, 5)
@@ -34,7 +34,7 @@ def backend_info(url: str) -> dict[str, Any]:
             size = con.execute(
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
                 "WHERE c.relname IN ('mms_meta', 'mms_spaces', 'mms_sources', 'mms_files', "
-                "'mms_segments')"
+                "'mms_segments', 'mms_postings')"
             ).fetchone()
         meta = reader.meta
         return {
@@ -90,6 +90,7 @@ def backend_doctor(url: str, report: Any, fix: bool = False) -> None:
                        + ("" if level == OK else ": no HNSW, spaces are scanned"))  # fmt: skip
             _check_spaces(con, report, fix, OK, NOTE, DAMAGED)
             _check_counts(con, report, fix, OK, NOTE)
+            _check_postings(con, report, fix, OK, NOTE)
     finally:
         con.close()
 
@@ -152,3 +153,27 @@ def _check_counts(con: Any, report: Any, fix: bool, ok: str, note: str) -> None:
             con.execute("UPDATE mms_sources SET stats = %s WHERE id = %s",
                         (json.dumps(actual), sid))  # fmt: skip
             report.repaired.append(f"recounted {host}:{root}")
+
+
+def _check_postings(con: Any, report: Any, fix: bool, ok: str, note: str) -> None:
+    """The postings (word-keyed BM25 rows) against the segments' tsvectors; ``fix``
+    rebuilds them."""
+    got = con.execute(
+        "SELECT (SELECT count(*) FROM mms_segments s, unnest(s.tsv)), "
+        "(SELECT count(*) FROM mms_postings), (SELECT count(*) FROM mms_postings p "
+        "WHERE NOT EXISTS (SELECT 1 FROM mms_segments s WHERE s.id = p.seg))"
+    ).fetchone()
+    words, postings, orphans = (int(n) for n in got)
+    if words == postings and not orphans:
+        report.add("postings", ok, f"{postings} word postings")
+        return
+    report.add("postings", note, f"{postings} postings for {words} words ({orphans} orphans)",
+               "rebuild them")  # fmt: skip
+    if fix:
+        with con.transaction():
+            con.execute("DELETE FROM mms_postings")
+            con.execute(
+                f"INSERT INTO mms_postings(lex, seg, f, dl) SELECT {POSTINGS_OF.format(s='s')} "
+                "FROM mms_segments s, unnest(s.tsv) u"
+            )
+        report.repaired.append("rebuilt the postings")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mmsearch_cli.store.lexical import _WORD, STOP_WORDS, TOKENIZE
 
@@ -90,6 +90,12 @@ class LexicalQuery:
 
     tsquery: str
     terms: list[list[str]]
+    excluded: list[list[str]] = field(default_factory=list)
+
+    @property
+    def words_only(self) -> bool:
+        """Every term and every excluded one is a single token: the postings answer it."""
+        return all(len(t) == 1 for t in [*self.terms, *self.excluded])
 
 
 def _phrase(tokens: list[str]) -> str:
@@ -143,7 +149,7 @@ def query(
         excluded += _usable(tok, [*out_phrases, *(w.lower() for w in out_words)])
     if excluded:
         match = f"({match}) & !(" + " | ".join(_phrase(p) for p in excluded) + ")"
-    return LexicalQuery(match, terms)
+    return LexicalQuery(match, terms, excluded)
 
 
 # The BM25 statement: %(where)s is the structured filters over ``f`` (or TRUE).
@@ -202,6 +208,59 @@ def bm25_params(q: LexicalQuery, k: int) -> dict[str, object]:
         "lex": lexemes,
         "match": q.tsquery,
         "nweight": NAME_WEIGHT,
+        "k1": K1,
+        "b": B,
+        "k": k,
+    }
+
+
+# BM25 from the postings (``mms_postings``: one row per word and segment, with the word's
+# f and the segment's |D|) when every term is one word: only the query words' postings are
+# read, each word's n(t) is its postings' count, and the top k are chosen in SQL. Summed
+# over the same terms with the same f, the scores are BM25_SQL's.
+POSTINGS_SQL = """
+WITH st AS (
+    SELECT greatest(coalesce(sum((stats->>'segments')::float8), 0), 1) AS n,
+           greatest(coalesce(sum((stats->>'tokens')::float8), 0), 1) AS tokens
+    FROM mms_sources
+),
+p AS MATERIALIZED (
+    SELECT lex, seg, f, dl FROM mms_postings WHERE lex = ANY(%(lex)s::text[])
+),
+terms AS (
+    SELECT q.lex, q.times * greatest(ln((st.n - c.hit + 0.5) / (c.hit + 0.5)), 1e-6) AS idf
+    FROM unnest(%(lex)s::text[], %(times)s::int[]) AS q(lex, times)
+    CROSS JOIN st
+    JOIN (SELECT lex, count(*)::float8 AS hit FROM p GROUP BY lex) AS c ON c.lex = q.lex
+),
+scored AS (
+    SELECT p.seg AS id, sum(terms.idf * p.f * (%(k1)s + 1)
+                            / (p.f + %(k1)s * (1 - %(b)s + %(b)s * p.dl / (st.tokens / st.n))))
+           AS score
+    FROM p JOIN terms ON terms.lex = p.lex CROSS JOIN st
+    {exclude}
+    GROUP BY p.seg
+)
+SELECT scored.id, scored.score FROM scored {join}
+WHERE TRUE {where}
+ORDER BY round(scored.score::numeric, 9) DESC, scored.id LIMIT %(k)s
+"""
+POSTINGS_EXCLUDE = (
+    "WHERE NOT EXISTS (SELECT 1 FROM mms_postings x WHERE x.lex = ANY(%(out)s::text[]) "
+    "AND x.seg = p.seg)"
+)
+
+
+def postings_params(q: LexicalQuery, k: int) -> dict[str, object]:
+    """The parameters of POSTINGS_SQL (``q.words_only`` must hold). A word the query
+    holds twice (two words with one stem) counts twice, as in FTS5."""
+    times: dict[str, int] = {}
+    for (lexeme,) in q.terms:
+        times[lexeme] = times.get(lexeme, 0) + 1
+    return {
+        "lex": list(times),
+        "times": list(times.values()),
+        "out": [t[0] for t in q.excluded],
         "k1": K1,
         "b": B,
         "k": k,

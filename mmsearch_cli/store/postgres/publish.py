@@ -40,7 +40,7 @@ from mmsearch_cli.store.postgres.connect import (
     retrying,
 )
 from mmsearch_cli.store.postgres.lexical import Tokenizer, tsvector
-from mmsearch_cli.store.postgres.schema import ensure_spaces, migrate
+from mmsearch_cli.store.postgres.schema import POSTINGS_OF, ensure_spaces, migrate
 from mmsearch_cli.store.postgres.url import redact
 
 if TYPE_CHECKING:
@@ -367,7 +367,8 @@ class Publisher:
         ids: dict[int, int], cols: list[str],
     ) -> None:  # fmt: skip
         """Binary COPY into a session temp table, then one INSERT … SELECT that casts the
-        tsvector and the JSON (psycopg has no binary form of a tsvector)."""
+        tsvector and the JSON (psycopg has no binary form of a tsvector), and adds the
+        segments' postings from their tsvectors."""
         if not rows:
             return
         con = self.db
@@ -388,7 +389,12 @@ class Publisher:
                 for local_file, values, vecs in rows:
                     copy.write_row([ids[local_file], *values, *(vecs.get(c) for c in cols)])
             selected = names.replace("why", "why::jsonb").replace("tsv", "tsv::tsvector")
-            cur.execute(f"INSERT INTO mms_segments ({names}) SELECT {selected} FROM mms_stage")
+            cur.execute(
+                f"WITH ins AS (INSERT INTO mms_segments ({names}) SELECT {selected} "
+                "FROM mms_stage RETURNING id, tsv, dl) "
+                f"INSERT INTO mms_postings(lex, seg, f, dl) SELECT {POSTINGS_OF.format(s='ins')} "
+                "FROM ins, unnest(ins.tsv) u"
+            )
             cur.execute("TRUNCATE mms_stage")
 
     @property

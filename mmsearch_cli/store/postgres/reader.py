@@ -272,11 +272,20 @@ class PgReader:
         if q is None or k <= 0:
             return []
         flt = _as_filter(allowed)
-        sql = lexical.BM25_SQL.format(
-            join="JOIN mms_files f ON f.id = s.file_id" if flt else "",
-            where=f"AND {flt.where}" if flt else "",
-        )
-        params = lexical.bm25_params(q, k)
+        where = f"AND {flt.where}" if flt else ""
+        params: dict[str, object]
+        if q.words_only:  # the common case: read only the query words' postings
+            sql = lexical.POSTINGS_SQL.format(
+                exclude=lexical.POSTINGS_EXCLUDE if q.excluded else "",
+                join=_SCORED_JOIN if flt else "",
+                where=where,
+            )
+            params = lexical.postings_params(q, k)
+        else:  # a phrase: matched on the tsvectors
+            sql = lexical.BM25_SQL.format(
+                join="JOIN mms_files f ON f.id = s.file_id" if flt else "", where=where
+            )
+            params = lexical.bm25_params(q, k)
         if flt:  # positional filter parameters inside a named statement: name them
             for n, value in enumerate(flt.params):
                 params[f"f{n}"] = value
@@ -314,10 +323,15 @@ def _match(query: str, plus: Sequence[str], minus: Sequence[str]) -> str | None:
     return match_expression(query, plus, minus)
 
 
+_SCORED_JOIN = "JOIN mms_segments s ON s.id = scored.id JOIN mms_files f ON f.id = s.file_id"
+_FILTER_AFTER = ("WHERE s.tsv @@", "WHERE TRUE")  # the filter follows these (one per statement)
+
+
 def _name_params(sql: str, n: int) -> str:
     """Replace the filter's ``%s`` (in order) by ``%(f0)s``…: the BM25 statement names its
     parameters, and psycopg takes one style per statement."""
-    head, sep, tail = sql.partition("WHERE s.tsv @@")
+    marker = next(m for m in _FILTER_AFTER if m in sql)
+    head, sep, tail = sql.partition(marker)
     for i in range(n):
         tail = tail.replace("%s", f"%(f{i})s", 1)
     return head + sep + tail

@@ -9,6 +9,10 @@
     mms_files     the files, as the local store has them, keyed by (source, path bytes)
     mms_segments  the segments, their lexical body (text and tsvector) and one vector
                   column per space (``v_<n>``, HNSW with cosine distance)
+    mms_postings  (schema 2) one row per word and segment: the word's BM25 frequency and
+                  the segment's length, keyed by word, so BM25 reads only the query's
+                  words (``lexical.POSTINGS_SQL``); a trigger drops a deleted segment's
+                  postings
 
 Several indexers publish into one database; mixing models in a space is refused
 (``check_space``). A database of a newer schema is refused, never touched.
@@ -21,15 +25,23 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from mmsearch_cli.errors import IndexCorruptError, IndexMissingError, MismatchError
+from mmsearch_cli.store.postgres.lexical import NAME_WEIGHT
 from mmsearch_cli.store.postgres.url import redact
 from mmsearch_cli.store.state import SpaceInfo
 
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMA = 1
+SCHEMA = 2
 SCHEMA_LOCK = 0x6D6D7300  # advisory lock key ("mms\0") held while the schema changes
 HNSW_MAX_DIM = 2000  # pgvector indexes vectors up to this size; larger spaces are scanned
+
+# A posting's values from a segment ``{s}``'s tsvector lexeme ``u``: the word, the segment,
+# its f (body matches once, path-word matches NAME_WEIGHT times) and the segment's |D|.
+POSTINGS_OF = (
+    "u.lexeme, {s}.id, (cardinality(u.positions) - " + repr(1 - NAME_WEIGHT)
+    + " * cardinality(array_positions(u.weights, 'A')))::real, {s}.dl"
+)  # fmt: skip
 
 # Migrations: MIGRATIONS[n] takes schema n to n + 1.
 MIGRATIONS: list[str] = [
@@ -88,6 +100,23 @@ MIGRATIONS: list[str] = [
         dl integer NOT NULL);
     CREATE INDEX mms_segments_file ON mms_segments(file_id);
     CREATE INDEX mms_segments_tsv ON mms_segments USING gin(tsv);
+    """,
+    # 2: the postings, filled from the tsvectors of a schema 1 database.
+    f"""
+    CREATE TABLE mms_postings(
+        lex text NOT NULL, seg bigint NOT NULL, f real NOT NULL, dl integer NOT NULL);
+    INSERT INTO mms_postings(lex, seg, f, dl)
+        SELECT {POSTINGS_OF.format(s="s")} FROM mms_segments s, unnest(s.tsv) u;
+    ALTER TABLE mms_postings ADD PRIMARY KEY (lex, seg) INCLUDE (f, dl);
+    CREATE INDEX mms_postings_seg ON mms_postings(seg);
+    ANALYZE mms_postings;
+    CREATE FUNCTION mms_drop_postings() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        DELETE FROM mms_postings p USING gone WHERE p.seg = gone.id;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER mms_segments_postings AFTER DELETE ON mms_segments
+        REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION mms_drop_postings();
     """,
 ]
 
