@@ -42,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,12 +76,17 @@ main()
 
 def _crash_loop() -> Any:
     """benchmarks/crash_loop.py (corpus, mutations, the in-process CLI)."""
-    if "crash_loop" in sys.modules:
-        return sys.modules["crash_loop"]
-    spec = importlib.util.spec_from_file_location("crash_loop", ROOT / "benchmarks/crash_loop.py")
+    return _benchmark("crash_loop")
+
+
+def _benchmark(name: str) -> Any:
+    """Another benchmark script as a module (benchmarks/ is not a package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"benchmarks/{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules["crash_loop"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -336,27 +341,10 @@ def crash_loop(
     return tally, diffs, strict
 
 
-@contextlib.contextmanager
-def databases(spec: str) -> Iterator[Callable[[str], str]]:
-    """A function making fresh databases (their URLs), on the wheel's server or a URL's."""
-    if spec == "pgserver":
-        from tests.support.pg import pg_server
-
-        with pg_server() as server:
-            yield server.new_database
-        return
-    import psycopg
-
-    def make(name: str) -> str:
-        db = f"mms_crash_{name}_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
-        with psycopg.connect(spec, autocommit=True) as con:
-            con.execute(f"CREATE DATABASE {db}")  # type: ignore[arg-type]
-        url = spec.rsplit("/", 1)[0] + "/" + db
-        with psycopg.connect(url, autocommit=True) as con:
-            con.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        return url
-
-    yield make
+def databases(spec: str) -> contextlib.AbstractContextManager[Callable[[str], str]]:
+    """A function making fresh databases (their URLs): ``scale.py``'s, on the wheel's
+    server or a URL's."""
+    return _benchmark("scale").backend_server(spec)  # type: ignore[no-any-return]
 
 
 def table(tally: Tally, diffs: list[str], strict: list[str], seconds: float) -> str:

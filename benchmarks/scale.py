@@ -273,7 +273,7 @@ def backend_server(spec: str) -> Iterator[Callable[[str], str]]:
     import psycopg
 
     def make(name: str) -> str:
-        db = f"mms_bench_{name}_{int(time.time())}"
+        db = f"mms_bench_{name}_{os.getpid()}_{int(time.time() * 1000) % 10**9}"
         with psycopg.connect(spec, autocommit=True) as con:
             con.execute(f"CREATE DATABASE {db}")  # type: ignore[arg-type]
         url = spec.rsplit("/", 1)[0] + "/" + db
